@@ -1,0 +1,53 @@
+"""dbqueue: a task queue whose broker is the project's own database.
+
+The public API is exactly ``__all__``. The names are loaded on first use, so
+``import dbqueue`` is safe while Django is still loading apps.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dbqueue.api import async_task, fetch, result
+    from dbqueue.exceptions import (
+        DbqueueError,
+        PayloadError,
+        PayloadTooLarge,
+        SerializationError,
+        TaskNotFound,
+    )
+    from dbqueue.registry import TaskFunction, task
+
+__all__ = [
+    "DbqueueError",
+    "PayloadError",
+    "PayloadTooLarge",
+    "SerializationError",
+    "TaskFunction",
+    "TaskNotFound",
+    "async_task",
+    "fetch",
+    "result",
+    "task",
+]
+
+_HOMES = {
+    "async_task": "dbqueue.api",
+    "fetch": "dbqueue.api",
+    "result": "dbqueue.api",
+    "task": "dbqueue.registry",
+    "TaskFunction": "dbqueue.registry",
+    "DbqueueError": "dbqueue.exceptions",
+    "PayloadError": "dbqueue.exceptions",
+    "PayloadTooLarge": "dbqueue.exceptions",
+    "SerializationError": "dbqueue.exceptions",
+    "TaskNotFound": "dbqueue.exceptions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'dbqueue' has no attribute {name!r}")

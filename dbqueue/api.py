@@ -1,0 +1,308 @@
+"""The public API: enqueue a call, read its outcome.
+
+``async_task`` keeps Django-Q's calling convention: reserved option names are
+taken out of the keyword arguments, and ``q_options={...}`` carries them
+instead when the task itself has a parameter with a reserved name.
+"""
+
+from __future__ import annotations
+
+import datetime
+import numbers
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from dbqueue import models, registry, serialization, signals
+from dbqueue.conf import settings
+
+RESERVED_OPTIONS = frozenset(
+    {
+        "task_name",
+        "group",
+        "hook",
+        "save",
+        "timeout",
+        "queue",
+        "priority",
+        "countdown",
+        "eta",
+        "expires",
+        "max_attempts",
+        "unique_key",
+        "sync",
+    }
+)
+POLL_START = 0.01  # seconds between polls when waiting for a result, doubling...
+POLL_MAX = 0.25  # ...up to this
+
+
+def async_task(func: str | Callable[..., Any], *args: Any, **kwargs: Any) -> str:
+    """Queue a call of a registered task and return the new task's id.
+
+    `func` is a function decorated with @task, its dotted path, or a callable
+    listed in DBQUEUE_TASKS. Options (``queue``, ``priority``, ``countdown``,
+    ``eta``, ``expires``, ``max_attempts``, ``timeout``, ``group``, ``hook``,
+    ``save``, ``task_name``, ``unique_key``, ``sync``) are read from the keyword
+    arguments, or only from ``q_options`` when that is given.
+
+    The row is inserted on the caller's connection: inside ``transaction.atomic()``
+    it is committed or rolled back with the caller's own writes.
+
+    Raise TaskNotFound for a path that names no registered task,
+    SerializationError (a TypeError) for an argument the serializer cannot
+    take, PayloadTooLarge over DBQUEUE_MAX_PAYLOAD_SIZE, and ValueError or
+    TypeError for a bad option. Nothing is written when one is raised.
+    """
+    q_options = kwargs.pop("q_options", None)
+    if q_options is not None:
+        if not isinstance(q_options, Mapping):
+            raise TypeError(
+                f"q_options must be a dict of options, got {type(q_options).__name__}."
+            )
+        options = dict(q_options)
+        unknown = sorted(set(options) - RESERVED_OPTIONS)
+        if unknown:
+            raise TypeError(
+                f"Unknown q_options key(s) {', '.join(map(repr, unknown))}; "
+                f"the options are {', '.join(sorted(RESERVED_OPTIONS))}."
+            )
+    else:
+        options = {name: kwargs.pop(name) for name in RESERVED_OPTIONS & set(kwargs)}
+    return str(enqueue(func, args, kwargs, **options).id)
+
+
+def enqueue(
+    func: str | Callable[..., Any],
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    task_name: str | None = None,
+    group: str | None = None,
+    hook: str | Callable[..., Any] | None = None,
+    save: bool | None = None,
+    timeout: float | None = None,
+    queue: str | None = None,
+    priority: int | None = None,
+    countdown: float | None = None,
+    eta: datetime.datetime | None = None,
+    expires: float | datetime.datetime | None = None,
+    max_attempts: int | None = None,
+    unique_key: str | None = None,
+    sync: bool | None = None,
+) -> models.Task:
+    """Validate a call, store it as a Task row and return the row.
+
+    The same as async_task() with the options as real keyword arguments.
+    """
+    kwargs = dict(kwargs or {})
+    registered = registry.resolve(func)
+    given = {
+        "task_name": task_name,
+        "group": group,
+        "hook": hook,
+        "save": save,
+        "timeout": timeout,
+        "queue": queue,
+        "priority": priority,
+        "max_attempts": max_attempts,
+    }
+    opts = {**registered.defaults, **{k: v for k, v in given.items() if v is not None}}
+    now = timezone.now()
+    hook_path = _hook_path(opts.get("hook"))
+    task = models.Task(
+        name=_text(opts.get("task_name", registered.path), "task_name", 255),
+        func=registered.path,
+        queue=_queue(opts.get("queue", settings.DEFAULT_QUEUE)),
+        priority=_priority(opts.get("priority", 0)),
+        run_after=_run_after(now, countdown, eta),
+        expires_at=_expires(now, expires),
+        max_attempts=_positive_int(
+            opts.get("max_attempts", settings.MAX_ATTEMPTS), "max_attempts"
+        ),
+        timeout=_timeout(opts.get("timeout", settings.TIMEOUT)),
+        keep_result=_keep_result(opts.get("save")),
+        group=_text(opts.get("group") or "", "group", 255),
+        hook=hook_path,
+        unique_key=_text(unique_key, "unique_key", 255)
+        if unique_key is not None
+        else None,
+        enqueued_at=now,
+    )
+    task.payload = serialization.dumps_payload(
+        registered.path, args, kwargs, func=registered.func, hook=hook_path
+    )
+    task.save(using=models.queue_db(), force_insert=True)
+    signals.send(signals.task_enqueued, sender=models.Task, task=task)
+    if sync if sync is not None else settings.SYNC:
+        from dbqueue.cluster import worker
+
+        worker.run_inline(task)
+    return task
+
+
+def fetch(task_id: str | uuid.UUID, wait: int = 0) -> models.Task | None:
+    """Return the task with this id, waiting up to `wait` milliseconds for it to finish.
+
+    `wait` is in milliseconds, as in Django-Q; `wait=-1` waits until the task
+    finishes. Return None at once for an id that names no task (including a
+    malformed id, and a succeeded task whose result was not kept). The task is
+    returned even if it has not finished when the wait ends.
+    """
+    try:
+        pk = uuid.UUID(str(task_id))
+    except ValueError:
+        return None
+    deadline = None if wait < 0 else time.monotonic() + wait / 1000
+    delay = POLL_START
+    while True:
+        task = models.Task.objects.using(models.queue_db()).filter(pk=pk).first()
+        # A missing row never appears later: enqueue commits the row before
+        # anyone can know its id, and a task run with save=False is deleted.
+        if task is None or task.is_finished or wait == 0:
+            return task
+        if deadline is not None and time.monotonic() >= deadline:
+            return task
+        time.sleep(
+            delay
+            if deadline is None
+            else max(0.0, min(delay, deadline - time.monotonic()))
+        )
+        delay = min(delay * 2, POLL_MAX)
+
+
+def result(task_id: str | uuid.UUID, wait: int = 0) -> Any:
+    """Return the task's return value, waiting up to `wait` milliseconds (-1: forever).
+
+    Return None while the task has not succeeded, and for an unknown id; use
+    fetch() to tell those apart from a task that returned None.
+    """
+    task = fetch(task_id, wait=wait)
+    return task.result if task is not None else None
+
+
+def _hook_path(hook: str | Callable[..., Any] | None) -> str:
+    if hook is None or hook == "":
+        return ""
+    path = registry.callable_path(hook) if callable(hook) else hook
+    if not isinstance(path, str):
+        raise TypeError(
+            f"hook must be a function or its dotted path, got {type(hook).__name__}."
+        )
+    try:
+        target = import_string(path)
+    except ImportError as exc:
+        raise ValueError(f"hook {path!r} cannot be imported: {exc}") from exc
+    if not callable(target):
+        raise ValueError(f"hook {path!r} is a {type(target).__name__}, not a function.")
+    return path
+
+
+def _text(value: Any, name: str, max_length: int) -> str:
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{name} must be a string, got {type(value).__name__} {value!r}."
+        )
+    if len(value) > max_length:
+        raise ValueError(
+            f"{name} must be at most {max_length} characters, got {len(value)}."
+        )
+    return value
+
+
+def _queue(value: Any) -> str:
+    name = _text(value, "queue", 64)
+    if not name:
+        raise ValueError(
+            "queue must not be empty; leave it out to use DBQUEUE_DEFAULT_QUEUE."
+        )
+    return name
+
+
+def _priority(value: Any) -> int:
+    # Django's Tasks rule: 3.0 is a whole number, 3.5 is not.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or int(value) != value
+        or not -100 <= value <= 100
+    ):
+        raise ValueError(
+            f"priority must be a whole number between -100 and 100, got {value!r}."
+        )
+    return int(value)
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return value
+
+
+def _timeout(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value <= 0:
+        raise ValueError(
+            f"timeout must be a positive number of seconds or None, got {value!r}."
+        )
+    return float(value)
+
+
+def _keep_result(save: Any) -> bool:
+    if save is None:
+        return bool(settings.SAVE_RESULTS)
+    if not isinstance(save, bool):
+        raise TypeError(f"save must be True or False, got {save!r}.")
+    return save
+
+
+def _aware(value: datetime.datetime, name: str) -> datetime.datetime:
+    if timezone.is_naive(value):
+        if django_settings.USE_TZ:
+            raise ValueError(
+                f"{name} must be an aware datetime, got the naive {value.isoformat()}."
+            )
+        return timezone.make_aware(value)
+    return value
+
+
+def _run_after(now: datetime.datetime, countdown: Any, eta: Any) -> datetime.datetime:
+    if countdown is not None and eta is not None:
+        raise ValueError("Give countdown or eta, not both.")
+    if countdown is not None:
+        if (
+            isinstance(countdown, bool)
+            or not isinstance(countdown, numbers.Real)
+            or countdown < 0
+        ):
+            raise ValueError(
+                f"countdown must be a number of seconds >= 0, got {countdown!r}."
+            )
+        return now + datetime.timedelta(seconds=float(countdown))
+    if eta is not None:
+        if not isinstance(eta, datetime.datetime):
+            raise TypeError(f"eta must be a datetime, got {type(eta).__name__}.")
+        return _aware(eta, "eta")
+    return now
+
+
+def _expires(now: datetime.datetime, expires: Any) -> datetime.datetime | None:
+    if expires is None:
+        return None
+    if isinstance(expires, datetime.datetime):
+        return _aware(expires, "expires")
+    if (
+        isinstance(expires, bool)
+        or not isinstance(expires, numbers.Real)
+        or expires <= 0
+    ):
+        raise ValueError(
+            f"expires must be a datetime or a number of seconds > 0, got {expires!r}."
+        )
+    return now + datetime.timedelta(seconds=float(expires))

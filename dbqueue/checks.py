@@ -1,0 +1,190 @@
+"""Django system checks for dbqueue's settings and database.
+
+Ids are stable, so a project can silence one with SILENCED_SYSTEM_CHECKS and
+search for it. ``qcluster`` runs them all, the database ones included, before
+it forks a worker.
+"""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core import checks
+from django.db import connections
+
+from dbqueue import claiming, exceptions, serialization
+from dbqueue.conf import PREFIX, settings
+
+
+@checks.register()
+def check_database_alias(**kwargs: Any) -> list[checks.CheckMessage]:
+    alias = settings.DATABASE
+    if alias not in django_settings.DATABASES:
+        return [
+            checks.Error(
+                f"Database alias {alias!r} in DBQUEUE_DATABASE is not in DATABASES.",
+                hint="Add it to DATABASES or set DBQUEUE_DATABASE to an existing alias.",
+                id="dbqueue.E001",
+            )
+        ]
+    try:
+        claiming.engine(connections[alias])
+    except exceptions.UnsupportedDatabase as exc:
+        return [checks.Error(str(exc), id="dbqueue.E003")]
+    return []
+
+
+@checks.register()
+def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+
+    def require(ok: bool, name: str, wanted: str) -> None:
+        if not ok:
+            value = getattr(settings, name)
+            errors.append(
+                checks.Error(
+                    f"DBQUEUE_{name} must be {wanted}, got {value!r}.",
+                    id="dbqueue.E002",
+                )
+            )
+
+    workers = settings.WORKERS
+    require(
+        workers is None or (_is_int(workers) and workers >= 1),
+        "WORKERS",
+        "a positive integer or None",
+    )
+    require(
+        _is_int(settings.BATCH_SIZE) and settings.BATCH_SIZE >= 1,
+        "BATCH_SIZE",
+        "a positive integer",
+    )
+    require(
+        _is_int(settings.MAX_ATTEMPTS) and settings.MAX_ATTEMPTS >= 1,
+        "MAX_ATTEMPTS",
+        "a positive integer",
+    )
+    require(
+        _is_int(settings.MAX_PAYLOAD_SIZE) and settings.MAX_PAYLOAD_SIZE >= 1,
+        "MAX_PAYLOAD_SIZE",
+        "a positive number of bytes",
+    )
+    for name in (
+        "POLL_INTERVAL",
+        "LEASE",
+        "SHUTDOWN_GRACE",
+        "RETRY_BACKOFF",
+        "RETRY_BACKOFF_MAX",
+    ):
+        value = getattr(settings, name)
+        require(_is_number(value) and value > 0, name, "a positive number of seconds")
+    timeout = settings.TIMEOUT
+    require(
+        timeout is None or (_is_number(timeout) and timeout > 0),
+        "TIMEOUT",
+        "a positive number of seconds or None",
+    )
+    require(
+        settings.SERIALIZER in serialization.SERIALIZERS,
+        "SERIALIZER",
+        "'pickle' or 'json'",
+    )
+    require(
+        _is_queue_name(settings.DEFAULT_QUEUE),
+        "DEFAULT_QUEUE",
+        "a queue name of 1 to 64 characters",
+    )
+    queues = settings.QUEUES
+    require(
+        isinstance(queues, (list, tuple))
+        and bool(queues)
+        and all(_is_queue_name(q) for q in queues),
+        "QUEUES",
+        "a non-empty list of queue names",
+    )
+    tasks = settings.TASKS
+    require(
+        isinstance(tasks, (list, tuple)) and all(isinstance(t, str) for t in tasks),
+        "TASKS",
+        "a list of dotted paths",
+    )
+    return errors
+
+
+@checks.register()
+def check_unknown_settings(**kwargs: Any) -> list[checks.CheckMessage]:
+    known = set(settings.names())
+    warnings: list[checks.CheckMessage] = []
+    for name in dir(django_settings):
+        if name.startswith(PREFIX) and name[len(PREFIX) :] not in known:
+            close = difflib.get_close_matches(name[len(PREFIX) :], known, n=1)
+            hint = (
+                f"Did you mean {PREFIX}{close[0]}?"
+                if close
+                else "See the settings list in the README."
+            )
+            warnings.append(
+                checks.Warning(
+                    f"{name} is not a dbqueue setting.", hint=hint, id="dbqueue.W002"
+                )
+            )
+    return warnings
+
+
+@checks.register()
+def check_sqlite_transaction_mode(**kwargs: Any) -> list[checks.CheckMessage]:
+    alias = settings.DATABASE
+    config = django_settings.DATABASES.get(alias)
+    if not config or not config.get("ENGINE", "").endswith("sqlite3"):
+        return []
+    mode = str(config.get("OPTIONS", {}).get("transaction_mode") or "DEFERRED").upper()
+    if mode == "DEFERRED":
+        return [
+            checks.Warning(
+                f"SQLite connection {alias!r} is not in IMMEDIATE transaction mode; tasks that read "
+                "and then write inside transaction.atomic() may fail with 'database is locked' "
+                "while workers claim.",
+                hint="Set DATABASES[...]['OPTIONS'] = {'transaction_mode': 'IMMEDIATE', 'timeout': 20}.",
+                id="dbqueue.W001",
+            )
+        ]
+    return []
+
+
+@checks.register(checks.Tags.database)
+def check_database_version(
+    databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    alias = settings.DATABASE
+    if (
+        not databases
+        or alias not in databases
+        or alias not in django_settings.DATABASES
+    ):
+        return []
+    try:
+        problem = claiming.version_problem(connections[alias])
+    except exceptions.UnsupportedDatabase:
+        return []  # reported by dbqueue.E003
+    if problem:
+        return [
+            checks.Error(
+                problem, hint="Upgrade the database server.", id="dbqueue.E004"
+            )
+        ]
+    return []
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_queue_name(value: object) -> bool:
+    return isinstance(value, str) and 1 <= len(value) <= 64

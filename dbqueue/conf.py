@@ -1,0 +1,58 @@
+"""dbqueue's settings, read live from Django's settings on every access.
+
+Each default below is a class attribute with its unit. A project overrides one
+by setting ``DBQUEUE_<NAME>`` in its settings module. Nothing is copied at import
+time, so ``override_settings(DBQUEUE_WORKERS=1)`` works in tests and the system
+checks in :mod:`dbqueue.checks` see what the worker will see.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+
+PREFIX = "DBQUEUE_"
+
+
+class Settings:
+    """Defaults for every ``DBQUEUE_*`` setting; attribute access reads the live value."""
+
+    # Alias in DATABASES that holds the queue tables. Enqueueing is transactional
+    # with the caller's work only when both use this alias.
+    DATABASE: str = "default"
+    # Worker processes that `qcluster` forks; None means one per CPU core.
+    WORKERS: int | None = None
+    # Queues a cluster serves when `qcluster --queues` is not given.
+    QUEUES: tuple[str, ...] = ("default",)
+    # Queue of a task that names none.
+    DEFAULT_QUEUE: str = "default"
+    POLL_INTERVAL: float = 1.0  # seconds an idle worker sleeps between claims
+    BATCH_SIZE: int = 1  # tasks one worker claims per transaction
+    LEASE: float = 300.0  # seconds a claim holds a task before it counts as abandoned
+    TIMEOUT: float | None = None  # seconds a task may run; None for no limit
+    MAX_ATTEMPTS: int = 3  # runs of a task before it goes to the dead-letter queue
+    RETRY_BACKOFF: float = 5.0  # seconds before the first retry; doubles each attempt
+    RETRY_BACKOFF_MAX: float = 3600.0  # seconds; the cap on the retry delay
+    SERIALIZER: str = "pickle"  # "pickle" (signed) or "json" (signed)
+    MAX_PAYLOAD_SIZE: int = 1024 * 1024  # bytes of serialised arguments per task
+    SAVE_RESULTS: bool = True  # keep a succeeded task's row and result
+    SYNC: bool = False  # run tasks inside async_task(), for a project's own tests
+    SHUTDOWN_GRACE: float = 30.0  # seconds running tasks get to finish after SIGTERM
+    # Dotted paths of plain callables allowed as tasks without @task,
+    # such as "django.core.mail.send_mail".
+    TASKS: tuple[str, ...] = ()
+
+    def __getattribute__(self, name: str) -> Any:
+        if name.isupper():
+            default = object.__getattribute__(self, name)
+            return getattr(django_settings, PREFIX + name, default)
+        return object.__getattribute__(self, name)
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """Return every setting name, without the prefix."""
+        return [name for name in vars(cls) if name.isupper()]
+
+
+settings = Settings()

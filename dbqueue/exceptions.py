@@ -1,0 +1,55 @@
+"""Exceptions raised by dbqueue.
+
+The hierarchy::
+
+    DbqueueError
+    ├── TaskNotFound (also LookupError)        a path that names no registered task
+    ├── SerializationError (also TypeError)    arguments or a result the serializer cannot take
+    │   └── PayloadTooLarge (also ValueError)  serialised arguments over DBQUEUE_MAX_PAYLOAD_SIZE
+    ├── PayloadError                           a stored payload that cannot be read back
+    │   └── PayloadSignatureError              ...because its signature does not verify
+    └── TaskTimeout                            a task that ran past its timeout
+
+    django.core.exceptions.ImproperlyConfigured
+    └── UnsupportedDatabase                    a vendor or version dbqueue cannot claim on
+
+Errors at the edge (enqueue time) are TaskNotFound, SerializationError and
+PayloadTooLarge; nothing is written when one is raised. PayloadError only
+happens in a worker, which moves the task to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class DbqueueError(Exception):
+    """Base class of dbqueue's own errors."""
+
+
+class TaskNotFound(DbqueueError, LookupError):
+    """A dotted path does not name a registered task."""
+
+
+class SerializationError(DbqueueError, TypeError):
+    """Arguments or a return value cannot be serialised."""
+
+
+class PayloadTooLarge(SerializationError, ValueError):
+    """Serialised arguments exceed ``DBQUEUE_MAX_PAYLOAD_SIZE``."""
+
+
+class PayloadError(DbqueueError):
+    """A stored payload cannot be decoded."""
+
+
+class PayloadSignatureError(PayloadError):
+    """A stored payload's signature does not match SECRET_KEY: it was altered or forged."""
+
+
+class TaskTimeout(DbqueueError):
+    """A task ran longer than its timeout."""
+
+
+class UnsupportedDatabase(ImproperlyConfigured):
+    """The queue database's vendor or version lacks what claiming needs."""

@@ -1,0 +1,97 @@
+import logging
+import os
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from dbqueue.cluster.supervisor import Supervisor
+from dbqueue.conf import settings
+
+
+class Command(BaseCommand):
+    help = (
+        "Run a dbqueue cluster: worker processes that claim and run queued tasks. "
+        "Stop it with SIGTERM or Ctrl-C; running tasks finish first."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--workers",
+            type=int,
+            help="Worker processes to run (default: DBQUEUE_WORKERS, else one per CPU core).",
+        )
+        parser.add_argument(
+            "--queues",
+            help="Comma-separated queues to serve, or '*' for all (default: DBQUEUE_QUEUES).",
+        )
+        parser.add_argument(
+            "--burst", action="store_true", help="Exit once no task is due."
+        )
+        parser.add_argument(
+            "--max-tasks",
+            type=int,
+            help="A worker exits after this many tasks and is replaced (burst: not replaced).",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            help="Tasks a worker claims at once (default: DBQUEUE_BATCH_SIZE).",
+        )
+        parser.add_argument(
+            "--poll-interval",
+            type=float,
+            help="Seconds an idle worker waits between claims (default: DBQUEUE_POLL_INTERVAL).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        workers = (
+            options["workers"]
+            if options["workers"] is not None
+            else settings.WORKERS or os.cpu_count() or 1
+        )
+        for flag, value, minimum in (
+            ("--workers", workers, 1),
+            ("--max-tasks", options["max_tasks"], 1),
+            ("--batch-size", options["batch_size"], 1),
+        ):
+            if value is not None and value < minimum:
+                raise CommandError(f"{flag} must be at least {minimum}, got {value}.")
+        if options["poll_interval"] is not None and options["poll_interval"] < 0:
+            raise CommandError(
+                f"--poll-interval must be 0 or more seconds, got {options['poll_interval']}."
+            )
+        queues = None
+        if options["queues"]:
+            queues = [q.strip() for q in options["queues"].split(",") if q.strip()]
+            if not queues:
+                raise CommandError(
+                    "--queues names no queue; give a comma-separated list or '*'."
+                )
+        _show_logs(options["verbosity"])
+        # The database checks (server version) are not part of the default
+        # run; a cluster must not start on a server it cannot claim on.
+        self.check(databases=[settings.DATABASE])
+        supervisor = Supervisor(
+            workers=workers,
+            queues=queues,
+            burst=options["burst"],
+            max_tasks=options["max_tasks"],
+            batch_size=options["batch_size"],
+            poll_interval=options["poll_interval"],
+        )
+        code = supervisor.run()
+        if code:
+            raise SystemExit(code)
+
+
+def _show_logs(verbosity: int) -> None:
+    """Print dbqueue's log lines when the project has not routed them anywhere."""
+    logger = logging.getLogger("dbqueue")
+    if logger.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s")
+    )
+    logger.addHandler(handler)
+    logger.setLevel({0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG))

@@ -1,0 +1,506 @@
+"""The broker: tasks, the dead-letter queue, schedules and the process registry.
+
+QuerySets own selection (``Task.objects.ready(...)``); model methods own state
+transitions (``task.mark_succeeded(...)``). Nothing else writes ``status``.
+Every transition of a claimed task is guarded by the lease owner, so a worker
+that lost its lease cannot overwrite what another worker recorded.
+"""
+
+from __future__ import annotations
+
+import datetime
+import traceback as traceback_module
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from dbqueue import ids, retries, serialization
+from dbqueue.conf import settings
+from dbqueue.indexes import PartialIndex
+
+TRACEBACK_LIMIT = 20_000  # characters of a traceback kept per attempt
+
+
+def queue_db() -> str:
+    """Return the database alias that holds the queue tables."""
+    return str(settings.DATABASE)
+
+
+class Status(models.TextChoices):
+    # Waiting for its run_after time and a free worker.
+    QUEUED = "QUEUED", _("Queued")
+    # Claimed by a worker that holds its lease (locked_by, locked_until).
+    RUNNING = "RUNNING", _("Running")
+    # Finished; its return value is stored unless saving was turned off.
+    SUCCEEDED = "SUCCEEDED", _("Succeeded")
+    # Out of attempts (or not runnable); a FailedTask row holds it for replay.
+    FAILED = "FAILED", _("Failed")
+    # Withdrawn before it ran.
+    CANCELLED = "CANCELLED", _("Cancelled")
+
+
+class TaskQuerySet(models.QuerySet["Task"]):
+    def queued(self) -> TaskQuerySet:
+        return self.filter(status=Status.QUEUED)
+
+    def running(self) -> TaskQuerySet:
+        return self.filter(status=Status.RUNNING)
+
+    def finished(self) -> TaskQuerySet:
+        return self.filter(
+            status__in=[Status.SUCCEEDED, Status.FAILED, Status.CANCELLED]
+        )
+
+    def ready(
+        self, queues: Iterable[str] | None = None, now: datetime.datetime | None = None
+    ) -> TaskQuerySet:
+        """Queued tasks that are due, in claiming order."""
+        qs = self.queued().filter(run_after__lte=now or timezone.now())
+        if queues is not None:
+            qs = qs.filter(queue__in=list(queues))
+        return qs.order_by("-priority", "run_after", "id")
+
+    def held_by(self, worker_id: str) -> TaskQuerySet:
+        return self.filter(status=Status.RUNNING, locked_by=worker_id)
+
+
+class Task(models.Model):
+    """One enqueued call, from queued to finished."""
+
+    id = models.UUIDField(primary_key=True, default=ids.uuid7, editable=False)
+    name = models.CharField(
+        max_length=255,
+        help_text=_("Django-Q's task_name; the function's path unless given."),
+    )
+    func = models.CharField(
+        _("function"), max_length=255, help_text=_("Dotted path of a registered task.")
+    )
+    payload = models.TextField(
+        editable=False, help_text=_("Signed, serialised args and kwargs.")
+    )
+    queue = models.CharField(max_length=64, default="default")
+    priority = models.SmallIntegerField(
+        default=0, help_text=_("-100 to 100; higher runs first.")
+    )
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUEUED
+    )
+    run_after = models.DateTimeField(
+        default=timezone.now, help_text=_("Not claimed before this time.")
+    )
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("Not started after this time.")
+    )
+    attempts = models.PositiveIntegerField(
+        default=0, help_text=_("Claims so far, the running one included.")
+    )
+    max_attempts = models.PositiveIntegerField(default=1)
+    timeout = models.FloatField(
+        null=True, blank=True, help_text=_("Seconds; empty for no limit.")
+    )
+    keep_result = models.BooleanField(
+        default=True, help_text=_("Django-Q's save: keep the row and result.")
+    )
+    group = models.CharField(max_length=255, blank=True, default="")
+    hook = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_("Called with the task when it finishes."),
+    )
+    unique_key = models.CharField(  # noqa: DJ001 - NULLs never collide in a unique index; "" would
+        max_length=255, null=True, blank=True
+    )
+    locked_by = models.CharField(
+        max_length=100, blank=True, default="", help_text=_("Worker holding the lease.")
+    )
+    locked_until = models.DateTimeField(
+        null=True, blank=True, help_text=_("Lease expiry.")
+    )
+    enqueued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    result_payload = models.TextField(blank=True, default="", editable=False)
+    error = models.TextField(
+        blank=True, default="", help_text=_("The last attempt's error.")
+    )
+    attempt_log = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_("One entry per finished attempt: worker, times, error, traceback."),
+    )
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("task")
+        ordering = ["-enqueued_at"]
+        indexes = [
+            # The claim query: WHERE status = QUEUED AND queue IN (...) AND
+            # run_after <= now ORDER BY priority DESC, run_after, id.
+            PartialIndex(
+                fields=["queue", "-priority", "run_after", "id"],
+                where=Q(status="QUEUED"),
+                fallback_prefix=("status",),
+                name="dbqueue_task_claim",
+            ),
+            # Finding leases that expired (dead workers).
+            PartialIndex(
+                fields=["locked_until"],
+                where=Q(status="RUNNING"),
+                fallback_prefix=("status",),
+                name="dbqueue_task_lease",
+            ),
+            models.Index(fields=["group"], name="dbqueue_task_group"),
+            models.Index(
+                fields=["status", "finished_at"], name="dbqueue_task_finished"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(priority__gte=-100, priority__lte=100),
+                name="dbqueue_task_priority_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+    # Reading back what the task carries.
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        return serialization.loads_payload(self.func, self.payload, hook=self.hook)[0]
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return serialization.loads_payload(self.func, self.payload, hook=self.hook)[1]
+
+    @property
+    def result(self) -> Any:
+        """The return value, or None until the task succeeded."""
+        if self.status != Status.SUCCEEDED or not self.result_payload:
+            return None
+        return serialization.loads_result(self.func, self.result_payload)
+
+    @property
+    def success(self) -> bool:
+        return self.status == Status.SUCCEEDED
+
+    @property
+    def traceback(self) -> str:
+        """The last failed attempt's traceback, or an empty string."""
+        for entry in reversed(self.attempt_log):
+            if entry.get("traceback"):
+                return str(entry["traceback"])
+        return ""
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    def time_taken(self) -> float | None:
+        """Seconds from start to finish of the last attempt."""
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+    # State transitions of a claimed task, each guarded by its lease.
+
+    def mark_started(
+        self, worker_id: str, now: datetime.datetime | None = None
+    ) -> bool:
+        """Record that `worker_id` began running this claimed task."""
+        self.started_at = now or timezone.now()
+        return self._update_held(worker_id, started_at=self.started_at)
+
+    def mark_succeeded(
+        self, worker_id: str, value: Any, now: datetime.datetime | None = None
+    ) -> bool:
+        """Store the return value (or drop the row when results are not kept).
+
+        Return False if this worker no longer holds the lease. Raise
+        SerializationError if the value cannot be stored; the row is unchanged then.
+        """
+        now = now or timezone.now()
+        log = [*self.attempt_log, self._attempt_entry(worker_id, now)]
+        if not self.keep_result:
+            deleted, _ = (
+                Task.objects.using(queue_db())
+                .held_by(worker_id)
+                .filter(id=self.id)
+                .delete()
+            )
+            self.status, self.finished_at, self.attempt_log = Status.SUCCEEDED, now, log
+            return deleted > 0
+        stored = serialization.dumps_result(self.func, value)
+        fields: dict[str, Any] = {
+            "status": Status.SUCCEEDED,
+            "finished_at": now,
+            "result_payload": stored,
+            "error": "",
+            "attempt_log": log,
+            "locked_by": "",
+            "locked_until": None,
+        }
+        updated = self._update_held(worker_id, **fields)
+        return updated
+
+    def mark_expired(
+        self, worker_id: str, now: datetime.datetime | None = None
+    ) -> bool:
+        """Withdraw a task that was claimed after its expires_at: it is not run."""
+        now = now or timezone.now()
+        if self.expires_at is None:
+            raise ValueError(f"Task {self.id} has no expires_at to expire by.")
+        return self._update_held(
+            worker_id,
+            status=Status.CANCELLED,
+            finished_at=now,
+            error=f"Expired: not started by {self.expires_at.isoformat()}",
+            attempt_log=[*self.attempt_log, self._attempt_entry(worker_id, now)],
+            locked_by="",
+            locked_until=None,
+        )
+
+    def mark_failed(
+        self,
+        worker_id: str,
+        exc: BaseException,
+        *,
+        retry: bool = True,
+        now: datetime.datetime | None = None,
+    ) -> bool:
+        """Record a failed attempt: queue a retry after a backoff, or dead-letter the task.
+
+        `retry=False` dead-letters at once (an error no retry can fix, such as a
+        payload whose signature does not verify). Return False if this worker no
+        longer holds the lease.
+        """
+        now = now or timezone.now()
+        summary = f"{type(exc).__name__}: {exc}"
+        entry = self._attempt_entry(worker_id, now, exc)
+        log = [*self.attempt_log, entry]
+        if retry and self.attempts < self.max_attempts:
+            run_after = now + datetime.timedelta(
+                seconds=retries.backoff_delay(self.attempts)
+            )
+            return self._update_held(
+                worker_id,
+                status=Status.QUEUED,
+                run_after=run_after,
+                error=summary,
+                attempt_log=log,
+                locked_by="",
+                locked_until=None,
+            )
+        with transaction.atomic(using=queue_db()):
+            moved = self._update_held(
+                worker_id,
+                status=Status.FAILED,
+                finished_at=now,
+                error=summary,
+                attempt_log=log,
+                locked_by="",
+                locked_until=None,
+            )
+            if moved:
+                FailedTask.objects.using(queue_db()).create(
+                    task_id=self.id,
+                    name=self.name,
+                    func=self.func,
+                    payload=self.payload,
+                    queue=self.queue,
+                    priority=self.priority,
+                    max_attempts=self.max_attempts,
+                    timeout=self.timeout,
+                    keep_result=self.keep_result,
+                    group=self.group,
+                    hook=self.hook,
+                    attempts=self.attempts,
+                    error=summary,
+                    traceback=entry["traceback"],
+                    attempt_log=log,
+                    enqueued_at=self.enqueued_at,
+                    failed_at=now,
+                )
+        return moved
+
+    def _update_held(self, worker_id: str, **fields: Any) -> bool:
+        updated = (
+            Task.objects.using(queue_db())
+            .held_by(worker_id)
+            .filter(id=self.id)
+            .update(**fields)
+        )
+        for name, value in fields.items():
+            setattr(self, name, value)
+        return updated == 1
+
+    def _attempt_entry(
+        self, worker_id: str, now: datetime.datetime, exc: BaseException | None = None
+    ) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "attempt": self.attempts,
+            "worker_id": worker_id,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": now.isoformat(),
+        }
+        if exc is not None:
+            kind = type(exc)
+            entry["exception_class"] = f"{kind.__module__}.{kind.__qualname__}"
+            entry["error"] = str(exc)
+            tb = (
+                "".join(traceback_module.format_exception(exc))
+                if exc.__traceback__
+                else ""
+            )
+            entry["traceback"] = tb[-TRACEBACK_LIMIT:]
+        return entry
+
+
+class FailedTask(models.Model):
+    """The dead-letter queue: a task that used up its attempts, kept for inspection and replay."""
+
+    id = models.UUIDField(primary_key=True, default=ids.uuid7, editable=False)
+    task_id = models.UUIDField(db_index=True, help_text=_("The Task row that failed."))
+    name = models.CharField(max_length=255)
+    func = models.CharField(_("function"), max_length=255)
+    payload = models.TextField(editable=False)
+    queue = models.CharField(max_length=64)
+    priority = models.SmallIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=1)
+    timeout = models.FloatField(null=True, blank=True)
+    keep_result = models.BooleanField(default=True)
+    group = models.CharField(max_length=255, blank=True, default="")
+    hook = models.CharField(max_length=255, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(
+        blank=True, default="", help_text=_("Why the last attempt failed.")
+    )
+    traceback = models.TextField(blank=True, default="")
+    attempt_log = models.JSONField(default=list, blank=True)
+    enqueued_at = models.DateTimeField()
+    failed_at = models.DateTimeField(default=timezone.now, db_index=True)
+    replayed_at = models.DateTimeField(null=True, blank=True)
+    replayed_as = models.UUIDField(
+        null=True, blank=True, help_text=_("The Task a replay created.")
+    )
+    replay_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("failed task")
+        ordering = ["-failed_at"]
+        indexes = [
+            models.Index(fields=["func", "failed_at"], name="dbqueue_failed_func")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.task_id})"
+
+
+class ScheduleType(models.TextChoices):
+    ONCE = "ONCE", _("Once")
+    MINUTES = "MINUTES", _("Every N minutes")
+    HOURLY = "HOURLY", _("Hourly")
+    DAILY = "DAILY", _("Daily")
+    WEEKLY = "WEEKLY", _("Weekly")
+    MONTHLY = "MONTHLY", _("Monthly")
+    QUARTERLY = "QUARTERLY", _("Quarterly")
+    YEARLY = "YEARLY", _("Yearly")
+    CRON = "CRON", _("Cron expression")
+
+
+class CatchUp(models.TextChoices):
+    # Run only the next future time; missed times are dropped.
+    SKIP = "SKIP", _("Skip missed runs")
+    # Run once now for everything missed, then resume.
+    ONCE = "ONCE", _("Run once for missed runs")
+    # Run every missed time, up to a bound.
+    ALL = "ALL", _("Run every missed run")
+
+
+class Schedule(models.Model):
+    """A named recurring or one-off call."""
+
+    name = models.CharField(max_length=100, unique=True)
+    func = models.CharField(_("function"), max_length=255)
+    payload = models.TextField(editable=False)
+    schedule_type = models.CharField(
+        max_length=16, choices=ScheduleType.choices, default=ScheduleType.ONCE
+    )
+    minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text=_("For 'every N minutes'.")
+    )
+    cron = models.CharField(
+        max_length=100, blank=True, default="", help_text=_("For cron schedules.")
+    )
+    repeats = models.IntegerField(default=-1, help_text=_("Runs left; -1 forever."))
+    next_run = models.DateTimeField(default=timezone.now)
+    timezone = models.CharField(
+        max_length=64, blank=True, default="", help_text=_("Empty for TIME_ZONE.")
+    )
+    enabled = models.BooleanField(default=True)
+    catch_up = models.CharField(
+        max_length=8, choices=CatchUp.choices, default=CatchUp.SKIP
+    )
+    queue = models.CharField(max_length=64, blank=True, default="")
+    priority = models.SmallIntegerField(default=0)
+    task_options = models.JSONField(default=dict, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_task_id = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("schedule")
+        ordering = ["next_run"]
+        indexes = [
+            PartialIndex(
+                fields=["next_run"],
+                where=Q(enabled=True),
+                fallback_prefix=("enabled",),
+                name="dbqueue_schedule_due",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(priority__gte=-100, priority__lte=100),
+                name="dbqueue_schedule_priority_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    SUPERVISOR = "SUPERVISOR", _("Supervisor")
+    WORKER = "WORKER", _("Worker")
+    SCHEDULER = "SCHEDULER", _("Scheduler")
+
+
+class Worker(models.Model):
+    """A live qcluster process: the supervisor, a worker or the scheduler, with its heartbeat."""
+
+    id = models.CharField(max_length=100, primary_key=True)
+    cluster_id = models.CharField(max_length=100, db_index=True)
+    role = models.CharField(max_length=16, choices=Role.choices)
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    queues = models.JSONField(default=list, blank=True)
+    current_task_id = models.UUIDField(null=True, blank=True)
+    tasks_done = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("worker")
+        ordering = ["cluster_id", "role", "id"]
+
+    def __str__(self) -> str:
+        return self.id

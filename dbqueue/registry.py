@@ -1,0 +1,223 @@
+"""The task registry: which callables may run as tasks, and their defaults.
+
+A worker only runs what the registry knows: functions decorated with
+:func:`task` and the plain callables listed in ``DBQUEUE_TASKS``. A dotted path
+stored in the database is never imported and called on its own say-so, so a
+row or a schedule that names ``os.system`` is refused (see the security notes
+in the README).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib
+import inspect
+import threading
+from collections.abc import Callable
+from typing import Any, overload
+
+from django.utils.module_loading import autodiscover_modules, import_string
+
+from dbqueue import exceptions
+from dbqueue.conf import settings
+
+_tasks: dict[str, TaskFunction] = {}
+_discovered = False
+_discover_lock = threading.Lock()
+
+
+class TaskFunction:
+    """A function registered with :func:`task`, carrying its enqueue defaults.
+
+    Calling it runs the function in-process; ``enqueue()`` queues it.
+    """
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        save: bool | None = None,
+        hook: str | Callable[..., Any] | None = None,
+    ) -> None:
+        self.func = func
+        self.path = callable_path(func)
+        self.defaults: dict[str, Any] = {
+            key: value
+            for key, value in {
+                "task_name": name,
+                "queue": queue,
+                "priority": priority,
+                "max_attempts": max_attempts,
+                "timeout": timeout,
+                "save": save,
+                "hook": hook,
+            }.items()
+            if value is not None
+        }
+        functools.update_wrapper(self, func)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<TaskFunction {self.path}>"
+
+    def enqueue(self, *args: Any, **kwargs: Any) -> str:
+        """Queue a call with this task's defaults; accepts async_task's options."""
+        from dbqueue import api
+
+        return api.async_task(self, *args, **kwargs)
+
+
+@overload
+def task(func: Callable[..., Any], /) -> TaskFunction: ...
+@overload
+def task(
+    *,
+    name: str | None = ...,
+    queue: str | None = ...,
+    priority: int | None = ...,
+    max_attempts: int | None = ...,
+    timeout: float | None = ...,
+    save: bool | None = ...,
+    hook: str | Callable[..., Any] | None = ...,
+) -> Callable[[Callable[..., Any]], TaskFunction]: ...
+def task(
+    func: Callable[..., Any] | None = None, /, **defaults: Any
+) -> TaskFunction | Callable[[Callable[..., Any]], TaskFunction]:
+    """Register a module-level function as a task, with optional enqueue defaults.
+
+    Use bare (``@task``) or with options (``@task(queue="emails", max_attempts=5)``).
+    Raise TypeError if the function is not defined at module level, since a
+    worker must be able to import it by its dotted path.
+    """
+
+    def register(f: Callable[..., Any]) -> TaskFunction:
+        registered = TaskFunction(f, **defaults)
+        _tasks[registered.path] = registered
+        return registered
+
+    if func is not None:
+        return register(func)
+    return register
+
+
+def callable_path(func: Callable[..., Any]) -> str:
+    """Return the dotted path a worker imports `func` by.
+
+    Raise TypeError for lambdas, nested functions and other callables that have
+    no importable path.
+    """
+    if isinstance(func, TaskFunction):
+        return func.path
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", None)
+    if not module or not qualname or "<" in qualname or module == "__main__":
+        raise TypeError(
+            f"{func!r} cannot be a task: a worker imports tasks by dotted path, so "
+            "define the function at module level (not a lambda, a nested function or in __main__)."
+        )
+    return f"{module}.{qualname}"
+
+
+def resolve(func_or_path: str | Callable[..., Any]) -> TaskFunction:
+    """Return the registered task for a callable or its dotted path.
+
+    Raise TaskNotFound if nothing registered answers to it, naming the path and
+    the closest registered paths.
+    """
+    if isinstance(func_or_path, TaskFunction):
+        return func_or_path
+    if callable(func_or_path):
+        path = callable_path(func_or_path)
+    elif isinstance(func_or_path, str):
+        path = func_or_path
+    else:
+        raise TypeError(
+            f"A task is a function or its dotted path, got {type(func_or_path).__name__} {func_or_path!r}."
+        )
+    found = _lookup(path)
+    if found is None:
+        raise exceptions.TaskNotFound(_not_found_message(path))
+    return found
+
+
+def registered_paths() -> list[str]:
+    """Return the dotted paths of every known task, sorted."""
+    _discover()
+    return sorted(set(_tasks) | set(settings.TASKS))
+
+
+def _lookup(path: str) -> TaskFunction | None:
+    if path in _tasks:
+        return _tasks[path]
+    if path in settings.TASKS:
+        return _plain_callable(path)
+    _discover()
+    if path in _tasks:
+        return _tasks[path]
+    # The task may live outside an app's tasks module: importing its module
+    # runs the @task decorators. Only paths a developer wrote or a payload
+    # whose signature verified reach this point.
+    module_path = path.rpartition(".")[0]
+    if module_path:
+        try:
+            importlib.import_module(module_path)
+        except ImportError:
+            return None
+    return _tasks.get(path)
+
+
+def _plain_callable(path: str) -> TaskFunction:
+    try:
+        target = import_string(path)
+    except ImportError as exc:
+        raise exceptions.TaskNotFound(
+            f"{path!r} is listed in DBQUEUE_TASKS but cannot be imported: {exc}"
+        ) from exc
+    if not callable(target):
+        raise exceptions.TaskNotFound(
+            f"{path!r} is listed in DBQUEUE_TASKS but is a {type(target).__name__}, not a function."
+        )
+    registered = TaskFunction(target)
+    registered.path = path
+    return registered
+
+
+def _discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    with _discover_lock:
+        if not _discovered:
+            autodiscover_modules("tasks")
+            _discovered = True
+
+
+def _not_found_message(path: str) -> str:
+    try:
+        target = import_string(path)
+    except ImportError:
+        target = None
+    if target is not None:
+        if not callable(target):
+            return f"{path!r} is a {type(target).__name__}, not a function, so it cannot be a task."
+        kind = "a class" if inspect.isclass(target) else "a function"
+        return (
+            f"{path!r} is {kind} but not a registered task. Decorate it with "
+            "@dbqueue.task, or add its path to DBQUEUE_TASKS to allow a plain callable."
+        )
+    message = f"No task is registered as {path!r}."
+    close = difflib.get_close_matches(path, registered_paths(), n=1, cutoff=0.8)
+    if close:
+        message += f" Did you mean {close[0]!r}?"
+    return (
+        message + " Tasks are found by importing each installed app's tasks module; "
+        "check that the function is decorated with @task."
+    )

@@ -1,0 +1,239 @@
+"""Task payloads and results as signed text.
+
+A stored value is ``<tag>:<data>:<signature>``: the tag names the serializer
+(``p`` pickle through django-picklefield's base64 encoding, ``j`` JSON), and the
+signature is an HMAC of tag and data keyed by SECRET_KEY and salted with the
+task's dotted path (and hook). A worker checks the signature before it unpickles anything,
+so whoever can write rows without holding the key can neither run code through
+pickle nor move one task's arguments onto another function. Rotating the key
+with SECRET_KEY_FALLBACKS keeps queued tasks readable.
+
+The tag travels with the value, so changing DBQUEUE_SERIALIZER does not strand
+rows queued before the change.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import io
+import json
+import threading
+import types
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from django.core import signing
+from django.db import models
+from picklefield.fields import dbsafe_decode, dbsafe_encode
+
+from dbqueue import exceptions
+from dbqueue.conf import settings
+
+PICKLE_TAG = "p"
+JSON_TAG = "j"
+SERIALIZERS = {"pickle": PICKLE_TAG, "json": JSON_TAG}
+PICKLE_PROTOCOL = 5
+
+
+def dumps_payload(
+    func_path: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    *,
+    func: Callable[..., Any] | None = None,
+    hook: str = "",
+) -> str:
+    """Serialise and sign a call's arguments.
+
+    Raise SerializationError naming the argument that the serializer cannot
+    take, and PayloadTooLarge when the result exceeds DBQUEUE_MAX_PAYLOAD_SIZE.
+    """
+    name = settings.SERIALIZER
+    try:
+        text = _encode(name, (tuple(args), dict(kwargs)))
+    except Exception as exc:
+        raise exceptions.SerializationError(
+            _argument_error(name, func_path, func, args, kwargs, exc)
+        ) from exc
+    signed = _signer(func_path, "payload", hook).sign(text)
+    limit = settings.MAX_PAYLOAD_SIZE
+    if len(signed) > limit:
+        raise exceptions.PayloadTooLarge(
+            f"The arguments of {_short(func_path)}() take {_size(len(signed))} once "
+            f"serialised, over the DBQUEUE_MAX_PAYLOAD_SIZE limit of {_size(limit)}. "
+            "Store the data in a file or a model and pass its path or id instead."
+        )
+    return signed
+
+
+def loads_payload(
+    func_path: str, stored: str, *, hook: str = ""
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Verify and decode a payload written by dumps_payload().
+
+    Raise PayloadSignatureError if the signature does not verify (nothing is
+    unpickled then), and PayloadError if the verified data cannot be decoded.
+    """
+    value = _verify_and_decode(func_path, "payload", stored, hook)
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or not isinstance(value[0], (tuple, list))
+        or not isinstance(value[1], dict)
+    ):
+        raise exceptions.PayloadError(
+            f"The payload is a {type(value).__name__}, not the (args, kwargs) pair dbqueue writes."
+        )
+    return tuple(value[0]), dict(value[1])
+
+
+def dumps_result(func_path: str, value: Any) -> str:
+    """Serialise and sign a task's return value.
+
+    Raise SerializationError if the serializer cannot take it.
+    """
+    name = settings.SERIALIZER
+    try:
+        text = _encode(name, value)
+    except Exception as exc:
+        raise exceptions.SerializationError(
+            f"The return value of {_short(func_path)}() is {_a(value)}, which "
+            f"{_cannot(name)}: {exc}. Unsupported type; return plain data instead."
+        ) from exc
+    return _signer(func_path, "result").sign(text)
+
+
+def loads_result(func_path: str, stored: str) -> Any:
+    """Verify and decode a result written by dumps_result()."""
+    return _verify_and_decode(func_path, "result", stored)
+
+
+def _signer(func_path: str, kind: str, hook: str = "") -> signing.Signer:
+    # The salt binds the signature to the function (and the hook) the value
+    # was written for: a row whose func or hook column was edited no longer verifies.
+    return signing.Signer(salt=f"dbqueue.{kind}:{func_path}:{hook}", algorithm="sha256")
+
+
+def _encode(serializer: str, value: Any) -> str:
+    tag = SERIALIZERS.get(serializer)
+    if tag == PICKLE_TAG:
+        data: str = dbsafe_encode(value, pickle_protocol=PICKLE_PROTOCOL, copy=False)
+    elif tag == JSON_TAG:
+        data = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    else:
+        raise exceptions.SerializationError(
+            f"DBQUEUE_SERIALIZER is {serializer!r}; use 'pickle' or 'json'."
+        )
+    return f"{tag}:{data}"
+
+
+def _verify_and_decode(func_path: str, kind: str, stored: str, hook: str = "") -> Any:
+    try:
+        text = _signer(func_path, kind, hook).unsign(stored)
+    except signing.BadSignature as exc:
+        raise exceptions.PayloadSignatureError(
+            f"The {kind} of this {func_path!r} task has a signature that does not verify "
+            "with SECRET_KEY (or SECRET_KEY_FALLBACKS): the row was altered or written "
+            "without the key, so it was not decoded."
+        ) from exc
+    tag, _, data = text.partition(":")
+    try:
+        if tag == PICKLE_TAG:
+            return dbsafe_decode(data)
+        if tag == JSON_TAG:
+            return json.loads(data)
+    except Exception as exc:
+        raise exceptions.PayloadError(
+            f"The {kind} of this {func_path!r} task verified but cannot be decoded: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    raise exceptions.PayloadError(f"The {kind} has an unknown serializer tag {tag!r}.")
+
+
+def _argument_error(
+    serializer: str,
+    func_path: str,
+    func: Callable[..., Any] | None,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    error: Exception,
+) -> str:
+    """Name the first argument the serializer rejects, its type and one fix."""
+    for name, value in _named_arguments(func, args, kwargs):
+        try:
+            _encode(serializer, value)
+        except Exception as exc:
+            return (
+                f"Argument {name!r} of {_short(func_path)}() is {_a(value)}, which "
+                f"{_cannot(serializer)} ({exc}). {_hint(serializer, value)}"
+            )
+    return (
+        f"The arguments of {_short(func_path)}() {_cannot(serializer)}: "
+        f"{type(error).__name__}: {error}"
+    )
+
+
+def _named_arguments(
+    func: Callable[..., Any] | None, args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> list[tuple[str, Any]]:
+    if func is not None:
+        try:
+            bound = inspect.signature(func).bind_partial(*args, **kwargs)
+        except (TypeError, ValueError):
+            pass
+        else:
+            named: list[tuple[str, Any]] = []
+            for name, value in bound.arguments.items():
+                kind = bound.signature.parameters[name].kind
+                if kind is inspect.Parameter.VAR_POSITIONAL:
+                    named.extend((f"{name}[{i}]", v) for i, v in enumerate(value))
+                elif kind is inspect.Parameter.VAR_KEYWORD:
+                    named.extend(value.items())
+                else:
+                    named.append((name, value))
+            return named
+    return [(f"args[{i}]", v) for i, v in enumerate(args)] + list(kwargs.items())
+
+
+def _hint(serializer: str, value: Any) -> str:
+    if isinstance(value, models.Model):
+        return "Pass its primary key and load the object inside the task."
+    if isinstance(value, io.IOBase):
+        return "Pass the file's path or its id and open it inside the task."
+    if isinstance(value, (types.FunctionType, types.LambdaType, functools.partial)):
+        return (
+            "Pass a module-level function's dotted path and import it inside the task."
+        )
+    if serializer == "json":
+        return (
+            "The JSON serializer takes only str, int, float, bool, None, lists and dicts "
+            "with str keys: convert the value (for example datetime.isoformat()) or set "
+            "DBQUEUE_SERIALIZER = 'pickle'."
+        )
+    if isinstance(value, type(threading.Lock())):
+        return "Locks belong to one process: create it inside the task."
+    return "Pass plain data (ids, strings, numbers) and rebuild the object inside the task."
+
+
+def _cannot(serializer: str) -> str:
+    return "cannot be pickled" if serializer == "pickle" else "JSON cannot encode"
+
+
+def _a(value: Any) -> str:
+    kind = type(value)
+    name = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+    article = "an" if name.lstrip("_")[:1].lower() in "aeiou" else "a"
+    return f"{article} {name}"
+
+
+def _short(func_path: str) -> str:
+    return func_path.rpartition(".")[2]
+
+
+def _size(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KiB"

@@ -1,0 +1,40 @@
+"""Django signals around a task's life.
+
+Each is sent with ``send_robust`` outside the task's own error handling, so a
+receiver that raises is logged and can neither fail a task that has not run
+nor turn a success into a failure.
+
+- ``task_enqueued(sender=Task, task=...)``: after the row is written (inside the
+  caller's transaction, if any).
+- ``task_started(sender=Task, task=...)``: in the worker, before the call.
+- ``task_finished(sender=Task, task=..., success=bool)``: after the outcome is stored.
+- ``task_failed(sender=Task, task=..., exception=...)``: after a failed attempt is
+  stored, whether it will be retried or was dead-lettered (see ``task.status``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.dispatch import Signal
+
+logger = logging.getLogger(__name__)
+
+task_enqueued = Signal()
+task_started = Signal()
+task_finished = Signal()
+task_failed = Signal()
+
+
+def send(signal: Signal, sender: Any, **kwargs: Any) -> None:
+    """Send `signal` to every receiver, logging (not raising) their errors."""
+    for receiver, response in signal.send_robust(sender=sender, **kwargs):
+        if isinstance(response, Exception):
+            logger.error(
+                "Signal receiver %r raised %s: %s",
+                receiver,
+                type(response).__name__,
+                response,
+                exc_info=(type(response), response, response.__traceback__),
+            )

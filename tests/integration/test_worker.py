@@ -1,0 +1,302 @@
+"""The worker's unit of work, driven in-process with run_once()."""
+
+import pytest
+from django.db import connection
+from django.dispatch import receiver
+
+from dbqueue import async_task, claiming, fetch, result, signals
+from dbqueue.cluster.worker import Worker
+from dbqueue.models import FailedTask, Status, Task
+from tests.testapp import tasks
+from tests.testapp.models import Execution
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def worker():
+    return Worker(worker_id="test-worker", queues=["*"], poll_interval=0)
+
+
+def drain(worker, rounds=20):
+    """Run the worker until nothing is due, making retries due at once."""
+    for _ in range(rounds):
+        Task.objects.queued().update(
+            run_after=Task.objects.earliest("enqueued_at").enqueued_at
+        )
+        if not worker.run_once():
+            return
+
+
+def test_success_stores_the_result_and_timestamps(worker):
+    task_id = async_task(tasks.add, 2, 3)
+    [outcome] = worker.run_once()
+    assert outcome.succeeded
+    task = fetch(task_id)
+    assert (task.status, task.result, task.attempts, task.error) == (
+        Status.SUCCEEDED,
+        5,
+        1,
+        "",
+    )
+    assert task.started_at <= task.finished_at
+    assert (task.locked_by, task.locked_until) == ("", None)
+    assert [entry["worker_id"] for entry in task.attempt_log] == ["test-worker"]
+
+
+def test_rich_results_round_trip(worker):
+    from decimal import Decimal
+
+    task_id = async_task(tasks.money)
+    worker.run_once()
+    assert result(task_id) == Decimal("12.50")
+
+
+def test_failure_is_retried_with_backoff_then_dead_lettered(worker):
+    task_id = async_task(tasks.fail, "nope", max_attempts=3)
+    [first] = worker.run_once()
+    task = fetch(task_id)
+    assert not first.succeeded
+    assert (task.status, task.attempts, task.error) == (
+        Status.QUEUED,
+        1,
+        "ValueError: nope",
+    )
+    assert task.run_after > task.enqueued_at
+    drain(worker)
+    task = fetch(task_id)
+    assert (task.status, task.attempts) == (Status.FAILED, 3)
+    assert len(task.attempt_log) == 3
+    assert "raise ValueError(message)" in task.traceback
+    dead = FailedTask.objects.get(task_id=task_id)
+    assert (dead.func, dead.attempts, dead.error) == (
+        "tests.testapp.tasks.fail",
+        3,
+        "ValueError: nope",
+    )
+    assert "ValueError: nope" in dead.traceback
+    assert dead.payload == task.payload
+    assert [e["exception_class"] for e in dead.attempt_log] == [
+        "builtins.ValueError"
+    ] * 3
+
+
+def test_system_exit_and_keyboard_interrupt_in_a_task_fail_the_task_not_the_worker(
+    worker,
+):
+    exit_id = async_task(tasks.exit_task, max_attempts=1)
+    interrupt_id = async_task(tasks.interrupt_task, max_attempts=1)
+    after_id = async_task(tasks.add, 1, 1)
+    drain(worker)
+    assert fetch(exit_id).error == "SystemExit: 3"
+    assert fetch(interrupt_id).error.startswith("KeyboardInterrupt")
+    assert {fetch(exit_id).status, fetch(interrupt_id).status} == {Status.FAILED}
+    assert result(after_id) == 2
+
+
+def test_a_result_that_cannot_be_stored_fails_without_retrying(worker):
+    task_id = async_task(tasks.unstorable_result, max_attempts=3)
+    worker.run_once()
+    task = fetch(task_id)
+    assert (task.status, task.attempts) == (Status.FAILED, 1)
+    assert task.error.startswith(
+        "SerializationError: The return value of unstorable_result() is a function"
+    )
+    assert FailedTask.objects.filter(task_id=task_id).exists()
+
+
+def tamper(task_id, **columns):
+    sets = ", ".join(f"{connection.ops.quote_name(name)} = %s" for name in columns)
+    pk = Task._meta.pk.get_db_prep_value(Task.objects.get(id=task_id).id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE dbqueue_task SET {sets} WHERE id = %s", [*columns.values(), pk]
+        )
+
+
+def test_a_payload_altered_in_sql_is_never_run(worker):
+    from dbqueue import serialization
+
+    task_id = async_task(tasks.record, "original", max_attempts=3)
+    tag, _, signature = Task.objects.get(id=task_id).payload.split(":")
+    forged = serialization.dbsafe_encode((("forged",), {}))
+    tamper(task_id, payload=f"{tag}:{forged}:{signature}")
+    worker.run_once()
+    task = fetch(task_id)
+    assert (task.status, task.attempts) == (Status.FAILED, 1)
+    assert "signature that does not verify" in task.error
+    assert not Execution.objects.exists()
+    assert "does not verify" in FailedTask.objects.get(task_id=task_id).error
+
+
+def test_a_row_pointed_at_another_function_is_never_run(worker):
+    task_id = async_task(tasks.record, "x")
+    tamper(task_id, func="os.system")
+    worker.run_once()
+    assert fetch(task_id).status == Status.FAILED
+    assert "does not verify" in fetch(task_id).error
+    assert not Execution.objects.exists()
+
+
+def test_a_task_whose_function_was_removed_is_dead_lettered_with_its_path(
+    worker, monkeypatch
+):
+    from dbqueue import registry
+
+    task_id = async_task(tasks.add, 1, 2, max_attempts=3)
+    monkeypatch.delitem(registry._tasks, "tests.testapp.tasks.add")
+    monkeypatch.setattr(tasks, "add", None)
+    worker.run_once()
+    task = fetch(task_id)
+    assert (task.status, task.attempts) == (Status.FAILED, 1)
+    assert task.error.startswith(
+        "TaskNotFound: Task path no longer importable: tests.testapp.tasks.add"
+    )
+
+
+def test_save_false_drops_the_row_on_success_but_keeps_failures(worker):
+    kept = async_task(tasks.fail, save=False, max_attempts=1)
+    dropped = async_task(tasks.add, 1, 2, save=False)
+    drain(worker)
+    assert fetch(dropped) is None
+    assert fetch(kept).status == Status.FAILED
+
+
+def test_hook_is_called_with_the_finished_task(worker):
+    task_id = async_task(tasks.hooked, 21)
+    worker.run_once()
+    assert Execution.objects.get().label == f"hook:{task_id}:42"
+
+
+def test_a_raising_signal_receiver_does_not_change_the_outcome(worker):
+    def explode(**kwargs):
+        raise RuntimeError("receiver bug")
+
+    receiver(signals.task_started)(explode)
+    receiver(signals.task_finished)(explode)
+    try:
+        task_id = async_task(tasks.add, 1, 2)
+        worker.run_once()
+    finally:
+        signals.task_started.disconnect(explode)
+        signals.task_finished.disconnect(explode)
+    assert fetch(task_id).status == Status.SUCCEEDED
+
+
+def test_signals_are_sent_in_order(worker):
+    seen = []
+
+    def remember(signal, **kwargs):
+        seen.append((signal, kwargs["task"].status))
+
+    for signal in (
+        signals.task_enqueued,
+        signals.task_started,
+        signals.task_finished,
+        signals.task_failed,
+    ):
+        signal.connect(remember)
+    try:
+        async_task(tasks.add, 1, 2)
+        worker.run_once()
+        async_task(tasks.fail, max_attempts=1)
+        worker.run_once()
+    finally:
+        for signal in (
+            signals.task_enqueued,
+            signals.task_started,
+            signals.task_finished,
+            signals.task_failed,
+        ):
+            signal.disconnect(remember)
+    assert seen == [
+        (signals.task_enqueued, Status.QUEUED),
+        (signals.task_started, Status.RUNNING),
+        (signals.task_finished, Status.SUCCEEDED),
+        (signals.task_enqueued, Status.QUEUED),
+        (signals.task_started, Status.RUNNING),
+        (signals.task_failed, Status.FAILED),
+        (signals.task_finished, Status.FAILED),
+    ]
+
+
+def test_an_outcome_is_not_stored_by_a_worker_that_lost_its_lease():
+    task_id = async_task(tasks.add, 1, 2)
+    [task] = claiming.claim("old-worker", None, 1)
+    Task.objects.filter(id=task_id).update(locked_by="new-worker")
+    assert not task.mark_succeeded("old-worker", 3)
+    assert fetch(task_id).status == Status.RUNNING
+
+
+def test_stopping_between_tasks_puts_the_rest_of_the_batch_back():
+    ids = [async_task(tasks.add, i, 0) for i in range(3)]
+    worker = Worker(worker_id="w", batch_size=3, queues=["*"])
+    signals.task_finished.connect(stop := lambda **kw: worker.stop())
+    try:
+        outcomes = worker.run_once()
+    finally:
+        signals.task_finished.disconnect(stop)
+    assert len(outcomes) == 1
+    statuses = sorted(fetch(i).status for i in ids)
+    assert statuses == [Status.QUEUED, Status.QUEUED, Status.SUCCEEDED]
+    assert {fetch(i).attempts for i in ids if fetch(i).status == Status.QUEUED} == {0}
+
+
+def test_burst_run_drains_the_queue_and_returns(worker):
+    ids = [async_task(tasks.add, i, 1) for i in range(5)]
+    assert worker.run(burst=True) == 0
+    assert [result(i) for i in ids] == [1, 2, 3, 4, 5]
+
+
+def test_worker_serves_only_its_queues():
+    email = async_task(tasks.send_email, 1)
+    default = async_task(tasks.add, 1, 1)
+    Worker(queues=["default"]).run(burst=True)
+    assert fetch(email).status == Status.QUEUED
+    assert fetch(default).status == Status.SUCCEEDED
+
+
+def test_a_task_claimed_after_it_expired_is_cancelled_not_run(worker):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    expired = async_task(
+        tasks.record, "late", expires=timezone.now() - timedelta(seconds=1)
+    )
+    fresh = async_task(tasks.record, "on time", expires=3600)
+    drain(worker)
+    assert fetch(expired).status == Status.CANCELLED
+    assert fetch(expired).error.startswith("Expired: not started by")
+    assert fetch(fresh).status == Status.SUCCEEDED
+    assert list(Execution.objects.values_list("label", flat=True)) == ["on time"]
+    assert not FailedTask.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_keeps_one_connection_across_tasks(worker):
+    async_task(tasks.add, 1, 1)
+    worker.run_once()
+    first = connection.connection
+    async_task(tasks.add, 2, 2)
+    worker.run_once()
+    assert first is not None
+    assert connection.connection is first
+
+
+@pytest.mark.vendor("postgresql")
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_killed_by_the_server_is_replaced_and_no_task_is_lost(
+    worker, second_connection
+):
+    from django.db import connections
+
+    worker.run_once()  # opens the worker's connection
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        [backend] = cursor.fetchone()
+    task_id = async_task(tasks.add, 3, 4)
+    with connections[second_connection].cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+    assert worker.run(burst=True) == 0
+    assert result(task_id) == 7
