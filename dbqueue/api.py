@@ -95,10 +95,13 @@ def enqueue(
     max_attempts: int | None = None,
     unique_key: str | None = None,
     sync: bool | None = None,
+    serializer: str | None = None,
 ) -> models.Task:
     """Validate a call, store it as a Task row and return the row.
 
-    The same as async_task() with the options as real keyword arguments.
+    The same as async_task() with the options as real keyword arguments, plus
+    `serializer` ("pickle" or "json") to override DBQUEUE_SERIALIZER for this
+    call; the task's result is stored the same way.
     """
     kwargs = dict(kwargs or {})
     registered = registry.resolve(func)
@@ -135,7 +138,12 @@ def enqueue(
         enqueued_at=now,
     )
     task.payload = serialization.dumps_payload(
-        registered.path, args, kwargs, func=registered.func, hook=hook_path
+        registered.path,
+        args,
+        kwargs,
+        func=registered.func,
+        hook=hook_path,
+        serializer=serializer,
     )
     task.save(using=models.queue_db(), force_insert=True)
     signals.send(signals.task_enqueued, sender=models.Task, task=task)

@@ -237,7 +237,9 @@ class Task(models.Model):
             )
             self.status, self.finished_at, self.attempt_log = Status.SUCCEEDED, now, log
             return deleted > 0
-        stored = serialization.dumps_result(self.func, value)
+        stored = serialization.dumps_result(
+            self.func, value, serializer=serialization.serializer_of(self.payload)
+        )
         fields: dict[str, Any] = {
             "status": Status.SUCCEEDED,
             "finished_at": now,

@@ -15,12 +15,15 @@ import importlib
 import inspect
 import threading
 from collections.abc import Callable
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from django.utils.module_loading import autodiscover_modules, import_string
 
 from dbqueue import exceptions
 from dbqueue.conf import settings
+
+if TYPE_CHECKING:
+    from dbqueue import models
 
 _tasks: dict[str, TaskFunction] = {}
 _discovered = False
@@ -68,6 +71,12 @@ class TaskFunction:
     def __repr__(self) -> str:
         return f"<TaskFunction {self.path}>"
 
+    def run(
+        self, task: models.Task, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Call the function for a claimed task row; subclasses may pass more (a context)."""
+        return self.func(*args, **kwargs)
+
     def enqueue(self, *args: Any, **kwargs: Any) -> str:
         """Queue a call with this task's defaults; accepts async_task's options."""
         from dbqueue import api
@@ -98,14 +107,18 @@ def task(
     worker must be able to import it by its dotted path.
     """
 
-    def register(f: Callable[..., Any]) -> TaskFunction:
-        registered = TaskFunction(f, **defaults)
-        _tasks[registered.path] = registered
-        return registered
+    def decorate(f: Callable[..., Any]) -> TaskFunction:
+        return register(TaskFunction(f, **defaults))
 
     if func is not None:
-        return register(func)
-    return register
+        return decorate(func)
+    return decorate
+
+
+def register(registered: TaskFunction) -> TaskFunction:
+    """Add a task under its path; used by @task and by adapters such as the Django Tasks backend."""
+    _tasks[registered.path] = registered
+    return registered
 
 
 def callable_path(func: Callable[..., Any]) -> str:

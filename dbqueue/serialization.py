@@ -43,13 +43,14 @@ def dumps_payload(
     *,
     func: Callable[..., Any] | None = None,
     hook: str = "",
+    serializer: str | None = None,
 ) -> str:
-    """Serialise and sign a call's arguments.
+    """Serialise and sign a call's arguments (with DBQUEUE_SERIALIZER unless `serializer` is given).
 
     Raise SerializationError naming the argument that the serializer cannot
     take, and PayloadTooLarge when the result exceeds DBQUEUE_MAX_PAYLOAD_SIZE.
     """
-    name = settings.SERIALIZER
+    name = serializer or settings.SERIALIZER
     try:
         text = _encode(name, (tuple(args), dict(kwargs)))
     except Exception as exc:
@@ -88,12 +89,15 @@ def loads_payload(
     return tuple(value[0]), dict(value[1])
 
 
-def dumps_result(func_path: str, value: Any) -> str:
+def dumps_result(func_path: str, value: Any, *, serializer: str | None = None) -> str:
     """Serialise and sign a task's return value.
 
-    Raise SerializationError if the serializer cannot take it.
+    `serializer` defaults to DBQUEUE_SERIALIZER; pass serializer_of(payload)
+    to store a result the way its task's arguments were stored (a task
+    enqueued as JSON, such as a Django Tasks call, returns JSON).
+    Raise SerializationError if the serializer cannot take the value.
     """
-    name = settings.SERIALIZER
+    name = serializer or settings.SERIALIZER
     try:
         text = _encode(name, value)
     except Exception as exc:
@@ -102,6 +106,17 @@ def dumps_result(func_path: str, value: Any) -> str:
             f"{_cannot(name)}: {exc}. Unsupported type; return plain data instead."
         ) from exc
     return _signer(func_path, "result").sign(text)
+
+
+def serializer_of(stored: str) -> str:
+    """Return the name of the serializer a stored value was written with."""
+    tag = stored.partition(":")[0]
+    for name, known in SERIALIZERS.items():
+        if known == tag:
+            return name
+    raise exceptions.PayloadError(
+        f"The stored value has an unknown serializer tag {tag!r}."
+    )
 
 
 def loads_result(func_path: str, stored: str) -> Any:

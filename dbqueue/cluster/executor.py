@@ -62,7 +62,7 @@ def execute(task: models.Task) -> Outcome:
     signals.send(signals.task_started, sender=models.Task, task=task)
     started = time.monotonic()
     try:
-        value = func(*args, **kwargs)
+        value = func.run(task, args, kwargs)
     except ImmediateStop:
         raise
     except BaseException as exc:

@@ -300,3 +300,17 @@ def test_a_connection_killed_by_the_server_is_replaced_and_no_task_is_lost(
         cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
     assert worker.run(burst=True) == 0
     assert result(task_id) == 7
+
+
+def test_a_result_is_stored_with_the_serializer_of_its_payload(worker, settings):
+    from dbqueue.api import enqueue
+
+    as_json = enqueue(tasks.echo, (1,), {"two": 2}, serializer="json")
+    settings.DBQUEUE_SERIALIZER = "json"
+    as_json_by_setting = async_task(tasks.add, 1, 2)
+    settings.DBQUEUE_SERIALIZER = "pickle"
+    drain(worker)
+    assert fetch(as_json.id).result_payload.startswith("j:")
+    assert fetch(as_json.id).result == {"args": [1], "kwargs": {"two": 2}}
+    assert fetch(as_json_by_setting).result_payload.startswith("j:")
+    assert result(as_json_by_setting) == 3
