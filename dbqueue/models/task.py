@@ -1,10 +1,4 @@
-"""The broker: tasks, the dead-letter queue, schedules and the process registry.
-
-QuerySets own selection (``Task.objects.ready(...)``); model methods own state
-transitions (``task.mark_succeeded(...)``). Nothing else writes ``status``.
-Every transition of a claimed task is guarded by the lease owner, so a worker
-that lost its lease cannot overwrite what another worker recorded.
-"""
+"""Task: one enqueued call, from queued to finished, and its state transitions."""
 
 from __future__ import annotations
 
@@ -19,15 +13,11 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from dbqueue import ids, retries, serialization
-from dbqueue.conf import settings
 from dbqueue.indexes import PartialIndex
+from dbqueue.models.base import queue_db
+from dbqueue.models.failed_task import FailedTask
 
 TRACEBACK_LIMIT = 20_000  # characters of a traceback kept per attempt
-
-
-def queue_db() -> str:
-    """Return the database alias that holds the queue tables."""
-    return str(settings.DATABASE)
 
 
 class Status(models.TextChoices):
@@ -41,6 +31,13 @@ class Status(models.TextChoices):
     FAILED = "FAILED", _("Failed")
     # Withdrawn before it ran.
     CANCELLED = "CANCELLED", _("Cancelled")
+
+
+class OnOrphan(models.TextChoices):
+    # Its worker died mid-run: count the attempt and retry while attempts remain.
+    RETRY = "RETRY", _("Retry")
+    # Its worker died mid-run: dead-letter it at once (for tasks that must not run twice).
+    FAIL = "FAIL", _("Fail")
 
 
 class TaskQuerySet(models.QuerySet["Task"]):
@@ -104,6 +101,12 @@ class Task(models.Model):
     )
     keep_result = models.BooleanField(
         default=True, help_text=_("Django-Q's save: keep the row and result.")
+    )
+    on_orphan = models.CharField(
+        max_length=8,
+        choices=OnOrphan.choices,
+        default=OnOrphan.RETRY,
+        help_text=_("What to do when the worker running it dies."),
     )
     group = models.CharField(max_length=255, blank=True, default="")
     hook = models.CharField(
@@ -363,146 +366,3 @@ class Task(models.Model):
             )
             entry["traceback"] = tb[-TRACEBACK_LIMIT:]
         return entry
-
-
-class FailedTask(models.Model):
-    """The dead-letter queue: a task that used up its attempts, kept for inspection and replay."""
-
-    id = models.UUIDField(primary_key=True, default=ids.uuid7, editable=False)
-    task_id = models.UUIDField(db_index=True, help_text=_("The Task row that failed."))
-    name = models.CharField(max_length=255)
-    func = models.CharField(_("function"), max_length=255)
-    payload = models.TextField(editable=False)
-    queue = models.CharField(max_length=64)
-    priority = models.SmallIntegerField(default=0)
-    max_attempts = models.PositiveIntegerField(default=1)
-    timeout = models.FloatField(null=True, blank=True)
-    keep_result = models.BooleanField(default=True)
-    group = models.CharField(max_length=255, blank=True, default="")
-    hook = models.CharField(max_length=255, blank=True, default="")
-    attempts = models.PositiveIntegerField(default=0)
-    error = models.TextField(
-        blank=True, default="", help_text=_("Why the last attempt failed.")
-    )
-    traceback = models.TextField(blank=True, default="")
-    attempt_log = models.JSONField(default=list, blank=True)
-    enqueued_at = models.DateTimeField()
-    failed_at = models.DateTimeField(default=timezone.now, db_index=True)
-    replayed_at = models.DateTimeField(null=True, blank=True)
-    replayed_as = models.UUIDField(
-        null=True, blank=True, help_text=_("The Task a replay created.")
-    )
-    replay_count = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        verbose_name = _("failed task")
-        ordering = ["-failed_at"]
-        indexes = [
-            models.Index(fields=["func", "failed_at"], name="dbqueue_failed_func")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.task_id})"
-
-
-class ScheduleType(models.TextChoices):
-    ONCE = "ONCE", _("Once")
-    MINUTES = "MINUTES", _("Every N minutes")
-    HOURLY = "HOURLY", _("Hourly")
-    DAILY = "DAILY", _("Daily")
-    WEEKLY = "WEEKLY", _("Weekly")
-    MONTHLY = "MONTHLY", _("Monthly")
-    QUARTERLY = "QUARTERLY", _("Quarterly")
-    YEARLY = "YEARLY", _("Yearly")
-    CRON = "CRON", _("Cron expression")
-
-
-class CatchUp(models.TextChoices):
-    # Run only the next future time; missed times are dropped.
-    SKIP = "SKIP", _("Skip missed runs")
-    # Run once now for everything missed, then resume.
-    ONCE = "ONCE", _("Run once for missed runs")
-    # Run every missed time, up to a bound.
-    ALL = "ALL", _("Run every missed run")
-
-
-class Schedule(models.Model):
-    """A named recurring or one-off call."""
-
-    name = models.CharField(max_length=100, unique=True)
-    func = models.CharField(_("function"), max_length=255)
-    payload = models.TextField(editable=False)
-    schedule_type = models.CharField(
-        max_length=16, choices=ScheduleType.choices, default=ScheduleType.ONCE
-    )
-    minutes = models.PositiveIntegerField(
-        null=True, blank=True, help_text=_("For 'every N minutes'.")
-    )
-    cron = models.CharField(
-        max_length=100, blank=True, default="", help_text=_("For cron schedules.")
-    )
-    repeats = models.IntegerField(default=-1, help_text=_("Runs left; -1 forever."))
-    next_run = models.DateTimeField(default=timezone.now)
-    timezone = models.CharField(
-        max_length=64, blank=True, default="", help_text=_("Empty for TIME_ZONE.")
-    )
-    enabled = models.BooleanField(default=True)
-    catch_up = models.CharField(
-        max_length=8, choices=CatchUp.choices, default=CatchUp.SKIP
-    )
-    queue = models.CharField(max_length=64, blank=True, default="")
-    priority = models.SmallIntegerField(default=0)
-    task_options = models.JSONField(default=dict, blank=True)
-    last_run_at = models.DateTimeField(null=True, blank=True)
-    last_task_id = models.UUIDField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        verbose_name = _("schedule")
-        ordering = ["next_run"]
-        indexes = [
-            PartialIndex(
-                fields=["next_run"],
-                where=Q(enabled=True),
-                fallback_prefix=("enabled",),
-                name="dbqueue_schedule_due",
-            ),
-        ]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(priority__gte=-100, priority__lte=100),
-                name="dbqueue_schedule_priority_range",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class Role(models.TextChoices):
-    SUPERVISOR = "SUPERVISOR", _("Supervisor")
-    WORKER = "WORKER", _("Worker")
-    SCHEDULER = "SCHEDULER", _("Scheduler")
-
-
-class Worker(models.Model):
-    """A live qcluster process: the supervisor, a worker or the scheduler, with its heartbeat."""
-
-    id = models.CharField(max_length=100, primary_key=True)
-    cluster_id = models.CharField(max_length=100, db_index=True)
-    role = models.CharField(max_length=16, choices=Role.choices)
-    host = models.CharField(max_length=255)
-    pid = models.PositiveIntegerField()
-    queues = models.JSONField(default=list, blank=True)
-    current_task_id = models.UUIDField(null=True, blank=True)
-    tasks_done = models.PositiveIntegerField(default=0)
-    started_at = models.DateTimeField(default=timezone.now)
-    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
-
-    class Meta:
-        verbose_name = _("worker")
-        ordering = ["cluster_id", "role", "id"]
-
-    def __str__(self) -> str:
-        return self.id

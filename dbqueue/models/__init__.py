@@ -1,0 +1,27 @@
+"""The broker: tasks, the dead-letter queue, schedules and the process registry.
+
+QuerySets own selection (``Task.objects.ready(...)``); model methods own state
+transitions (``task.mark_succeeded(...)``). Nothing else writes ``status``.
+Every transition of a claimed task is guarded by the lease owner, so a worker
+that lost its lease cannot overwrite what another worker recorded.
+"""
+
+from dbqueue.models.base import queue_db
+from dbqueue.models.failed_task import FailedTask
+from dbqueue.models.schedule import CatchUp, Schedule, ScheduleType
+from dbqueue.models.task import OnOrphan, Status, Task, TaskQuerySet
+from dbqueue.models.worker import Role, Worker
+
+__all__ = [
+    "CatchUp",
+    "FailedTask",
+    "OnOrphan",
+    "Role",
+    "Schedule",
+    "ScheduleType",
+    "Status",
+    "Task",
+    "TaskQuerySet",
+    "Worker",
+    "queue_db",
+]
