@@ -74,13 +74,23 @@ def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
     )
     for name in (
         "POLL_INTERVAL",
+        "POLL_INTERVAL_MAX",
+        "HEARTBEAT_INTERVAL",
         "LEASE",
+        "TIMEOUT_KILL_AFTER",
         "SHUTDOWN_GRACE",
         "RETRY_BACKOFF",
         "RETRY_BACKOFF_MAX",
     ):
         value = getattr(settings, name)
         require(_is_number(value) and value > 0, name, "a positive number of seconds")
+    for name in ("MAX_TASKS_PER_CHILD", "MAX_MEMORY_PER_CHILD"):
+        value = getattr(settings, name)
+        require(
+            value is None or (_is_int(value) and value >= 1),
+            name,
+            "a positive integer or None",
+        )
     timeout = settings.TIMEOUT
     require(
         timeout is None or (_is_number(timeout) and timeout > 0),
@@ -111,6 +121,24 @@ def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
         "TASKS",
         "a list of dotted paths",
     )
+    if not errors and settings.LEASE < 3 * settings.HEARTBEAT_INTERVAL:
+        errors.append(
+            checks.Error(
+                f"DBQUEUE_LEASE ({settings.LEASE}s) must be at least three heartbeats "
+                f"(3 x DBQUEUE_HEARTBEAT_INTERVAL = {3 * settings.HEARTBEAT_INTERVAL}s).",
+                hint="A shorter lease would let a live worker's task be rescued and run twice "
+                "after one late heartbeat. Raise DBQUEUE_LEASE or lower DBQUEUE_HEARTBEAT_INTERVAL.",
+                id="dbqueue.E005",
+            )
+        )
+    if not errors and settings.POLL_INTERVAL_MAX < settings.POLL_INTERVAL:
+        errors.append(
+            checks.Error(
+                f"DBQUEUE_POLL_INTERVAL_MAX ({settings.POLL_INTERVAL_MAX}s) is below "
+                f"DBQUEUE_POLL_INTERVAL ({settings.POLL_INTERVAL}s).",
+                id="dbqueue.E002",
+            )
+        )
     return errors
 
 

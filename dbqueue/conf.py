@@ -27,10 +27,26 @@ class Settings:
     QUEUES: tuple[str, ...] = ("default",)
     # Queue of a task that names none.
     DEFAULT_QUEUE: str = "default"
-    POLL_INTERVAL: float = 1.0  # seconds an idle worker sleeps between claims
+    # An idle worker looks for work after POLL_INTERVAL seconds, doubling the
+    # wait while the queue stays empty, up to POLL_INTERVAL_MAX. On PostgreSQL
+    # a NOTIFY from enqueue wakes it at once instead.
+    POLL_INTERVAL: float = 0.2  # seconds
+    POLL_INTERVAL_MAX: float = 2.0  # seconds
     BATCH_SIZE: int = 1  # tasks one worker claims per transaction
-    LEASE: float = 300.0  # seconds a claim holds a task before it counts as abandoned
+    HEARTBEAT_INTERVAL: float = (
+        5.0  # seconds between a cluster's heartbeats and lease renewals
+    )
+    # A running task's lease is renewed at every heartbeat; when a cluster dies,
+    # its tasks are rescued once the lease has run out.
+    LEASE: float = 30.0  # seconds
     TIMEOUT: float | None = None  # seconds a task may run; None for no limit
+    # Past its timeout a task first gets a catchable TaskTimeout; a worker
+    # still running it this much later is killed.
+    TIMEOUT_KILL_AFTER: float = 1.0  # seconds
+    MAX_TASKS_PER_CHILD: int | None = None  # tasks before a worker is replaced
+    MAX_MEMORY_PER_CHILD: int | None = (
+        None  # MiB of resident memory before a worker is replaced
+    )
     MAX_ATTEMPTS: int = 3  # runs of a task before it goes to the dead-letter queue
     RETRY_BACKOFF: float = 5.0  # seconds before the first retry; doubles each attempt
     RETRY_BACKOFF_MAX: float = 3600.0  # seconds; the cap on the retry delay

@@ -71,6 +71,10 @@ if DATABASES["default"]["ENGINE"].endswith("mysql"):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 DBQUEUE_POLL_INTERVAL = 0.05
+DBQUEUE_POLL_INTERVAL_MAX = 0.2
+# Short enough that rescue after a crash shows up within a test's deadline.
+DBQUEUE_HEARTBEAT_INTERVAL = float(os.environ.get("DBQUEUE_TEST_HEARTBEAT", "0.5"))
+DBQUEUE_LEASE = float(os.environ.get("DBQUEUE_TEST_LEASE", "3"))
 DBQUEUE_RETRY_BACKOFF = 0.01
 DBQUEUE_SHUTDOWN_GRACE = 10
 

@@ -123,3 +123,10 @@ def test_checks_are_registered_with_django():
         dbqueue_checks.check_database_version,
     ):
         assert check in registered
+
+
+def test_a_lease_shorter_than_three_heartbeats_is_e005():
+    with override_settings(DBQUEUE_LEASE=10, DBQUEUE_HEARTBEAT_INTERVAL=5):
+        [error] = dbqueue_checks.check_settings()
+    assert error.id == "dbqueue.E005"
+    assert "must be at least three heartbeats" in error.msg
