@@ -14,7 +14,7 @@ DJANGO ?= Django>=5.2,<6.2
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv clean bench-wakeup
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m example_project.demo
@@ -36,6 +36,13 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/python -m django check --fail-level WARNING
+
+# Enqueue-to-start latency and an idle cluster's database load, on the local
+# PostgreSQL and MariaDB (URLs as for `make test`; defaults to the local servers).
+bench-wakeup: $(VENV)/.installed
+	$(BIN)/python -c "import MySQLdb" 2>/dev/null || $(BIN)/python -m pip install -q "mysqlclient>=2.2"
+	$(BIN)/python -m bench.wakeup postgresql
+	$(BIN)/python -m bench.wakeup mysql
 
 venv: $(VENV)/.installed
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         TaskNotFound,
     )
     from dbqueue.registry import TaskFunction, task
+    from dbqueue.schedules import schedule
 
 __all__ = [
     "DbqueueError",
@@ -30,6 +31,7 @@ __all__ = [
     "async_task",
     "fetch",
     "result",
+    "schedule",
     "task",
 ]
 
@@ -38,6 +40,7 @@ _HOMES = {
     "fetch": "dbqueue.api",
     "result": "dbqueue.api",
     "task": "dbqueue.registry",
+    "schedule": "dbqueue.schedules",
     "TaskFunction": "dbqueue.registry",
     "DbqueueError": "dbqueue.exceptions",
     "PayloadError": "dbqueue.exceptions",

@@ -18,7 +18,7 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from dbqueue import models, registry, serialization, signals
+from dbqueue import claiming, models, registry, serialization, signals
 from dbqueue.conf import settings
 
 RESERVED_OPTIONS = frozenset(
@@ -36,6 +36,7 @@ RESERVED_OPTIONS = frozenset(
         "max_attempts",
         "unique_key",
         "sync",
+        "on_orphan",
     }
 )
 POLL_START = 0.01  # seconds between polls when waiting for a result, doubling...
@@ -96,12 +97,14 @@ def enqueue(
     unique_key: str | None = None,
     sync: bool | None = None,
     serializer: str | None = None,
+    on_orphan: str | None = None,
 ) -> models.Task:
     """Validate a call, store it as a Task row and return the row.
 
     The same as async_task() with the options as real keyword arguments, plus
-    `serializer` ("pickle" or "json") to override DBQUEUE_SERIALIZER for this
-    call; the task's result is stored the same way.
+    `serializer` ("pickle" or "json") to override DBQUEUE_SERIALIZER (or the
+    registered task's own serializer) for this call; the task's result is
+    stored the same way.
     """
     kwargs = dict(kwargs or {})
     registered = registry.resolve(func)
@@ -114,6 +117,7 @@ def enqueue(
         "queue": queue,
         "priority": priority,
         "max_attempts": max_attempts,
+        "on_orphan": on_orphan,
     }
     opts = {**registered.defaults, **{k: v for k, v in given.items() if v is not None}}
     now = timezone.now()
@@ -130,6 +134,7 @@ def enqueue(
         ),
         timeout=_timeout(opts.get("timeout", settings.TIMEOUT)),
         keep_result=_keep_result(opts.get("save")),
+        on_orphan=_on_orphan(opts.get("on_orphan", models.OnOrphan.RETRY)),
         group=_text(opts.get("group") or "", "group", 255),
         hook=hook_path,
         unique_key=_text(unique_key, "unique_key", 255)
@@ -143,9 +148,11 @@ def enqueue(
         kwargs,
         func=registered.func,
         hook=hook_path,
-        serializer=serializer,
+        serializer=serializer or registered.serializer,
     )
     task.save(using=models.queue_db(), force_insert=True)
+    if task.run_after <= now:
+        claiming.notify(task.queue)
     signals.send(signals.task_enqueued, sender=models.Task, task=task)
     if sync if sync is not None else settings.SYNC:
         from dbqueue.cluster import worker
@@ -209,6 +216,15 @@ def _hook_path(hook: str | Callable[..., Any] | None) -> str:
     if not callable(target):
         raise ValueError(f"hook {path!r} is a {type(target).__name__}, not a function.")
     return path
+
+
+def _on_orphan(value: Any) -> str:
+    choices = [str(choice).lower() for choice in models.OnOrphan.values]
+    if not isinstance(value, str) or value.lower() not in choices:
+        raise ValueError(
+            f"on_orphan must be one of {', '.join(map(repr, choices))}, got {value!r}."
+        )
+    return value.upper()
 
 
 def _text(value: Any, name: str, max_length: int) -> str:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import difflib
 import numbers
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings as django_settings
 from django.core import checks
-from django.db import connections
+from django.db import DatabaseError, connections
 
 from dbqueue import claiming, exceptions, serialization
 from dbqueue.conf import PREFIX, settings
@@ -216,3 +217,111 @@ def _is_number(value: object) -> bool:
 
 def _is_queue_name(value: object) -> bool:
     return isinstance(value, str) and 1 <= len(value) <= 64
+
+
+@checks.register()
+def check_schedule_settings(**kwargs: Any) -> list[checks.CheckMessage]:
+    """Check the scheduler's settings and each DBQUEUE_SCHEDULES entry (no database needed)."""
+    errors: list[checks.CheckMessage] = []
+    for name, wanted in (
+        ("SCHEDULER_INTERVAL", "a positive number of seconds"),
+        ("SCHEDULE_GRACE", "a positive number of seconds"),
+        ("SCHEDULE_RUN_RETENTION", "a positive number of seconds"),
+    ):
+        value = getattr(settings, name)
+        if not (_is_number(value) and value > 0):
+            errors.append(
+                checks.Error(
+                    f"DBQUEUE_{name} must be {wanted}, got {value!r}.",
+                    id="dbqueue.E002",
+                )
+            )
+    limit = settings.SCHEDULE_CATCH_UP_MAX
+    if not (_is_int(limit) and limit >= 1):
+        errors.append(
+            checks.Error(
+                f"DBQUEUE_SCHEDULE_CATCH_UP_MAX must be a positive integer, got {limit!r}.",
+                id="dbqueue.E002",
+            )
+        )
+    declared = settings.SCHEDULES
+    if not isinstance(declared, Mapping):
+        errors.append(
+            checks.Error(
+                "DBQUEUE_SCHEDULES must be a dict of schedule name -> schedule() "
+                f"arguments, got {type(declared).__name__}.",
+                id="dbqueue.E002",
+            )
+        )
+        return errors
+    from dbqueue import schedule_definition
+
+    for name, entry in declared.items():
+        try:
+            schedule_definition.declared_definition(name, entry)
+        except Exception as exc:
+            errors.append(
+                checks.Error(
+                    f"DBQUEUE_SCHEDULES[{name!r}] is invalid: {exc}",
+                    hint="Fix the entry or remove it; the scheduler does not sync it as it is.",
+                    id="dbqueue.E006",
+                )
+            )
+    return errors
+
+
+@checks.register(checks.Tags.database)
+def check_schedules(databases: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Report stored schedules that can no longer fire.
+
+    Warnings, not errors: qcluster refuses to start on an error, and one
+    broken schedule must not stop the others (the scheduler logs and skips it).
+    """
+    alias = settings.DATABASE
+    if (
+        not databases
+        or alias not in databases
+        or alias not in django_settings.DATABASES
+    ):
+        return []
+    from dbqueue import models, registry, scheduling
+
+    try:
+        rows = list(models.Schedule.objects.using(alias).active())
+    except DatabaseError:
+        return []  # not migrated yet: nothing stored to check
+    warnings: list[checks.CheckMessage] = []
+    for row in rows:
+        name, func = row.name, row.func
+        try:
+            # Verify first: a path is imported only when the row's signed
+            # payload shows it was written by code holding SECRET_KEY.
+            serialization.loads_payload(func, row.payload, hook=row.hook)
+            registry.resolve(func)
+        except (exceptions.TaskNotFound, exceptions.PayloadError, TypeError) as exc:
+            warnings.append(
+                checks.Warning(
+                    f"Schedule {name!r} calls {func!r}, which cannot run: {exc}",
+                    hint="Restore the task, or disable or delete the schedule; until then "
+                    "each of its due runs is recorded as not enqueued.",
+                    id="dbqueue.W003",
+                )
+            )
+        kind, minutes, cron, zone_name = (
+            row.schedule_type,
+            row.minutes,
+            row.cron,
+            row.timezone,
+        )
+        problems = scheduling.timing_problems(
+            kind, minutes=minutes, cron=cron, timezone_name=zone_name
+        )
+        if problems:
+            warnings.append(
+                checks.Warning(
+                    f"Schedule {name!r} has an invalid timing: {' '.join(problems.values())}",
+                    hint="Fix it in the admin or with schedule(); until then the scheduler skips it.",
+                    id="dbqueue.W004",
+                )
+            )
+    return warnings

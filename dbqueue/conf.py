@@ -8,6 +8,8 @@ checks in :mod:`dbqueue.checks` see what the worker will see.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -58,6 +60,19 @@ class Settings:
     # Dotted paths of plain callables allowed as tasks without @task,
     # such as "django.core.mail.send_mail".
     TASKS: tuple[str, ...] = ()
+    # The scheduler process looks for due schedules at least this often, and
+    # sooner when a schedule is due before then.
+    SCHEDULER_INTERVAL: float = 1.0  # seconds
+    # A due run at most this late is on time and always fires; an older one
+    # was missed (no cluster was up) and the schedule's catch_up decides.
+    SCHEDULE_GRACE: float = 60.0  # seconds
+    # At most this many missed runs of one schedule fire with catch_up="ALL".
+    SCHEDULE_CATCH_UP_MAX: int = 100  # runs
+    # ScheduleRun records older than this are deleted by the scheduler.
+    SCHEDULE_RUN_RETENTION: float = 7 * 24 * 3600.0  # seconds (7 days)
+    # Schedules declared in code, by name: {"nightly": {"func": "app.tasks.report",
+    # "cron": "0 3 * * *", ...}}. Each scheduler syncs them when it starts.
+    SCHEDULES: Mapping[str, Mapping[str, Any]] = MappingProxyType({})
 
     def __getattribute__(self, name: str) -> Any:
         if name.isupper():

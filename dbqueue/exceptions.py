@@ -8,7 +8,9 @@ The hierarchy::
     │   └── PayloadTooLarge (also ValueError)  serialised arguments over DBQUEUE_MAX_PAYLOAD_SIZE
     ├── PayloadError                           a stored payload that cannot be read back
     │   └── PayloadSignatureError              ...because its signature does not verify
-    └── TaskTimeout                            a task that ran past its timeout
+    ├── TaskTimeout                            a task that ran past its timeout
+    ├── WorkerLost                             the process running a task died
+    └── ShutdownInterrupted                    a shutdown cut a running task short
 
     django.core.exceptions.ImproperlyConfigured
     └── UnsupportedDatabase                    a vendor or version dbqueue cannot claim on
@@ -48,7 +50,19 @@ class PayloadSignatureError(PayloadError):
 
 
 class TaskTimeout(DbqueueError):
-    """A task ran longer than its timeout."""
+    """A task ran longer than its timeout.
+
+    Raised inside the task when its timeout passes (a task may catch it to
+    clean up); recorded as the attempt's error when the worker had to be killed.
+    """
+
+
+class WorkerLost(DbqueueError):
+    """The process running a task died (crashed, was killed, or its cluster vanished)."""
+
+
+class ShutdownInterrupted(DbqueueError):
+    """A shutdown stopped a running task before it finished; it is queued again."""
 
 
 class UnsupportedDatabase(ImproperlyConfigured):

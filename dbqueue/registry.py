@@ -36,6 +36,11 @@ class TaskFunction:
     Calling it runs the function in-process; ``enqueue()`` queues it.
     """
 
+    # The serializer of this task's payloads when a call names none (None:
+    # DBQUEUE_SERIALIZER). Adapters for JSON-only APIs, such as Django's
+    # Tasks, set "json" so every row of theirs is JSON however it is made.
+    serializer: str | None = None
+
     def __init__(
         self,
         func: Callable[..., Any],
@@ -47,6 +52,7 @@ class TaskFunction:
         timeout: float | None = None,
         save: bool | None = None,
         hook: str | Callable[..., Any] | None = None,
+        on_orphan: str | None = None,
     ) -> None:
         self.func = func
         self.path = callable_path(func)
@@ -60,6 +66,7 @@ class TaskFunction:
                 "timeout": timeout,
                 "save": save,
                 "hook": hook,
+                "on_orphan": on_orphan,
             }.items()
             if value is not None
         }
@@ -96,6 +103,7 @@ def task(
     timeout: float | None = ...,
     save: bool | None = ...,
     hook: str | Callable[..., Any] | None = ...,
+    on_orphan: str | None = ...,
 ) -> Callable[[Callable[..., Any]], TaskFunction]: ...
 def task(
     func: Callable[..., Any] | None = None, /, **defaults: Any
@@ -119,6 +127,11 @@ def register(registered: TaskFunction) -> TaskFunction:
     """Add a task under its path; used by @task and by adapters such as the Django Tasks backend."""
     _tasks[registered.path] = registered
     return registered
+
+
+def registered(path: str) -> TaskFunction | None:
+    """Return the task registered under `path`, or None; never imports or discovers anything."""
+    return _tasks.get(path)
 
 
 def callable_path(func: Callable[..., Any]) -> str:

@@ -81,8 +81,11 @@ class Cluster:
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the process
             prefix="qcluster-", suffix=".log", delete=False
         )
-        child_env = {**os.environ, **(env or {})}
-        child_env["DBQUEUE_TEST_DATABASE_NAME"] = str(connection.settings_dict["NAME"])
+        child_env = {
+            **os.environ,
+            "DBQUEUE_TEST_DATABASE_NAME": str(connection.settings_dict["NAME"]),
+        }
+        child_env.update(env or {})
         child_env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
         child_env["PYTHONPATH"] = str(REPO)
         self.process = subprocess.Popen(
@@ -93,6 +96,8 @@ class Cluster:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        # The child holds its own copy of the descriptor.
+        self.log.close()
 
     @property
     def pid(self) -> int:

@@ -7,6 +7,8 @@ subprocess with DBQUEUE_TEST_DATABASE_NAME set to the test database that
 pytest-django created, so parent and child share it.
 """
 
+import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -53,6 +55,9 @@ TEMPLATES = [
 _url = os.environ.get("DBQUEUE_TEST_DATABASE_URL")
 if _url:
     DATABASES = {"default": dj_database_url.parse(_url, conn_max_age=0)}
+    # One test database per pytest process, so runs started side by side
+    # (two Python rows, two developers) never drop each other's tables.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_dbqueue_{os.getpid()}"}
 else:
     # A file, not :memory:, so that worker subprocesses see the same database.
     DATABASES = {
@@ -80,3 +85,25 @@ DBQUEUE_SHUTDOWN_GRACE = 10
 
 if os.environ.get("DBQUEUE_TEST_BAD_SETTING"):
     DBQUEUE_BATCH_SIZE = 0
+
+# Process tests configure their qcluster subprocess with
+# DBQUEUE_TEST_SET_<NAME>=<JSON value>, which sets DBQUEUE_<NAME> here.
+for _name, _value in os.environ.items():
+    if _name.startswith("DBQUEUE_TEST_SET_"):
+        globals()["DBQUEUE_" + _name.removeprefix("DBQUEUE_TEST_SET_")] = json.loads(
+            _value
+        )
+
+# Django's Tasks framework: django.tasks on Django 6, the django-tasks backport
+# (installed by the dev group on Python < 3.12, the Django 5.2 row) on 5.2.
+# The backport's app connects its logging receivers and system checks.
+if importlib.util.find_spec("django.tasks") is None and importlib.util.find_spec(
+    "django_tasks"
+):
+    INSTALLED_APPS.append("django_tasks")
+TASKS = {
+    "default": {
+        "BACKEND": "dbqueue.backends.DatabaseBackend",
+        "QUEUES": ["default"],
+    }
+}

@@ -86,6 +86,38 @@ def release(
     )
 
 
+def notify(queue: str, *, using: str | None = None) -> None:
+    """Tell idle workers that `queue` has a new task, when the transaction commits.
+
+    PostgreSQL delivers a NOTIFY only on commit, so a rolled-back enqueue
+    wakes nobody. Other vendors have no such channel: their workers poll.
+    """
+    connection = connections[using or models.queue_db()]
+    engine(connection).notify(connection, queue)
+
+
+def wait_for_work(timeout: float, *, using: str | None = None) -> bool | None:
+    """Block up to `timeout` seconds for a notification; return True if one came.
+
+    Return False if none came, and None at once where the database has no
+    notification channel: the caller then sleeps its poll interval instead.
+    """
+    connection = connections[using or models.queue_db()]
+    notified: bool | None = engine(connection).wait_for_work(connection, timeout)
+    return notified
+
+
+def is_transient(exc: BaseException, *, using: str | None = None) -> bool:
+    """Tell whether a database error is a lock conflict that a retry will get past.
+
+    Deadlocks, lock timeouts and SQLite's "database is locked" say nothing
+    about the data: the same statement succeeds a moment later.
+    """
+    connection = connections[using or models.queue_db()]
+    transient: bool = engine(connection).is_transient(exc)
+    return transient
+
+
 def prepare(using: str | None = None) -> None:
     """Make the queue database ready for workers (called once by qcluster at start)."""
     connection = connections[using or models.queue_db()]

@@ -33,6 +33,8 @@ from django.db.models import F
 from dbqueue import models
 
 CANDIDATE_WINDOWS = 3  # windows of `limit` candidates tried per claim
+# ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
+TRANSIENT_ERRORS = frozenset({1213, 1205})
 
 LOCK_SQL = (
     "SELECT * FROM dbqueue_task FORCE INDEX (PRIMARY) "
@@ -96,3 +98,18 @@ def version_problem(connection: BaseDatabaseWrapper) -> str | None:
 
 def prepare(connection: BaseDatabaseWrapper) -> None:
     """Nothing to set up: Django already runs MySQL at READ COMMITTED."""
+
+
+def notify(connection: BaseDatabaseWrapper, queue: str) -> None:
+    """No notification channel: workers poll."""
+
+
+def wait_for_work(connection: BaseDatabaseWrapper, timeout: float) -> bool | None:
+    """No notification channel: the caller sleeps instead."""
+    return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    cause = exc.__cause__ or exc
+    args: tuple[object, ...] = getattr(cause, "args", ())
+    return bool(args) and args[0] in TRANSIENT_ERRORS

@@ -77,3 +77,43 @@ def version_problem(connection: BaseDatabaseWrapper) -> str | None:
 
 def prepare(connection: BaseDatabaseWrapper) -> None:
     """Nothing to set up: the server defaults suit claiming."""
+
+
+CHANNEL = "dbqueue"
+# deadlock_detected, serialization_failure, lock_not_available
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    cause = exc.__cause__ or exc
+    return (
+        getattr(cause, "sqlstate", None) in TRANSIENT_SQLSTATES
+        or getattr(cause, "pgcode", None) in TRANSIENT_SQLSTATES
+    )
+
+
+def notify(connection: BaseDatabaseWrapper, queue: str) -> None:
+    # Sent on the caller's connection, inside its transaction: PostgreSQL
+    # queues it until COMMIT and drops it on ROLLBACK, so a worker is never
+    # woken for a task it cannot see yet.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, queue])
+
+
+def wait_for_work(connection: BaseDatabaseWrapper, timeout: float) -> bool | None:
+    """LISTEN on the worker's connection and wait for a NOTIFY from enqueue.
+
+    Notifications that arrived while the worker was busy are already queued
+    on the connection, so this returns at once for them. Needs psycopg 3
+    (Connection.notifies); with psycopg2 the worker falls back to polling.
+    """
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw is None or not hasattr(raw, "notifies"):
+        return None
+    # A reconnect gives a new server session that has not subscribed yet.
+    if getattr(raw, "_dbqueue_listening", False) is not True:
+        with connection.cursor() as cursor:
+            cursor.execute(f"LISTEN {CHANNEL}")
+        raw._dbqueue_listening = True
+    return any(True for _ in raw.notifies(timeout=timeout, stop_after=1))

@@ -94,3 +94,16 @@ def prepare(connection: BaseDatabaseWrapper) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA journal_mode=WAL")
+
+
+def notify(connection: BaseDatabaseWrapper, queue: str) -> None:
+    """No notification channel: workers poll."""
+
+
+def wait_for_work(connection: BaseDatabaseWrapper, timeout: float) -> bool | None:
+    """No notification channel: the caller sleeps instead."""
+    return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    return "database is locked" in str(exc) or "database table is locked" in str(exc)

@@ -10,17 +10,25 @@ failures are logged and never change the task's outcome.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
+from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from dbqueue import exceptions, models, registry, serialization, signals
+from dbqueue import claiming, exceptions, models, registry, serialization, signals
 
 logger = logging.getLogger(__name__)
+
+RECORD_TRIES = 5  # attempts at storing an outcome through lock conflicts
 
 
 class ImmediateStop(BaseException):
@@ -42,8 +50,13 @@ class Outcome:
     duration: float = 0.0
 
 
-def execute(task: models.Task) -> Outcome:
-    """Call the task's function with its arguments and capture the outcome."""
+def execute(task: models.Task, *, soft_timeout: float | None = None) -> Outcome:
+    """Call the task's function with its arguments and capture the outcome.
+
+    With `soft_timeout`, a TaskTimeout is raised inside the task once that many
+    seconds have passed (main thread only: it uses SIGALRM). The supervisor's
+    kill stays the hard limit for a task that catches it or sits in C code.
+    """
     if task.expires_at is not None and task.expires_at <= timezone.now():
         return Outcome(task, succeeded=False, expired=True, retryable=False)
     try:
@@ -59,26 +72,66 @@ def execute(task: models.Task) -> Outcome:
             f"Task path no longer importable: {task.func} ({exc})"
         )
         return Outcome(task, succeeded=False, exception=missing, retryable=False)
+    except Exception as exc:
+        # Importing the task's module raised (a bad deploy, a settings
+        # mismatch). The worker must survive it; the next attempt, perhaps
+        # after a fix, may not fail the same way.
+        broken = exceptions.TaskNotFound(
+            f"Importing the module of {task.func} raised {type(exc).__name__}: {exc}"
+        )
+        return Outcome(task, succeeded=False, exception=broken)
     signals.send(signals.task_started, sender=models.Task, task=task)
     started = time.monotonic()
     try:
-        value = func.run(task, args, kwargs)
+        with _alarm(soft_timeout):
+            value = func.run(task, args, kwargs)
     except ImmediateStop:
         raise
     except BaseException as exc:
         # SystemExit and KeyboardInterrupt raised by the task itself are
         # failures of the task, not requests to stop the worker: the worker's
-        # own signal handlers never raise them.
+        # own signal handlers never raise them. An exception whose
+        # `dbqueue_retryable` attribute is False is not retried: no retry
+        # can help it (a result that cannot be stored, say).
         return Outcome(
-            task, succeeded=False, exception=exc, duration=time.monotonic() - started
+            task,
+            succeeded=False,
+            exception=exc,
+            retryable=getattr(exc, "dbqueue_retryable", True) is not False,
+            duration=time.monotonic() - started,
         )
     return Outcome(
         task, succeeded=True, value=value, duration=time.monotonic() - started
     )
 
 
-def record(outcome: Outcome, worker_id: str) -> bool:
-    """Store an outcome; return False if the worker had lost the task's lease."""
+@contextlib.contextmanager
+def _alarm(seconds: float | None) -> Iterator[None]:
+    """Raise TaskTimeout in this thread after `seconds`, only while the block runs."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    armed = True
+
+    def expire(signum: int, frame: FrameType | None) -> None:
+        # A SIGALRM already pending when the block ended must not raise
+        # into the worker's own bookkeeping.
+        if armed:
+            raise exceptions.TaskTimeout(
+                f"The task ran past its timeout of {seconds:g}s."
+            )
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        armed = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _store(outcome: Outcome, worker_id: str) -> bool:
     task = outcome.task
     if outcome.expired:
         stored = task.mark_expired(worker_id)
@@ -95,6 +148,33 @@ def record(outcome: Outcome, worker_id: str) -> bool:
             "The task failed without an exception."
         )
         stored = task.mark_failed(worker_id, error, retry=outcome.retryable)
+    return stored
+
+
+def record(outcome: Outcome, worker_id: str) -> bool:
+    """Store an outcome; return False if the worker had lost the task's lease.
+
+    A lock conflict (a deadlock with another cluster's heartbeat, SQLite's
+    busy writer) is retried: a finished task's outcome must not be lost, or
+    the task would run again after its lease runs out.
+    """
+    task = outcome.task
+    for attempt in range(1, RECORD_TRIES + 1):
+        try:
+            stored = _store(outcome, worker_id)
+            break
+        except DatabaseError as exc:
+            if attempt == RECORD_TRIES or not claiming.is_transient(exc):
+                raise
+            logger.warning(
+                "Storing the outcome of task id=%s hit a lock conflict (%s); retrying.",
+                task.id,
+                exc,
+            )
+            time.sleep(0.05 * attempt)
+            # Start again from what the database holds: a rolled-back
+            # transition may have changed the in-memory task already.
+            task.refresh_from_db(using=models.queue_db())
     _log(outcome, stored)
     if not stored:
         return False

@@ -2,45 +2,69 @@
 
 Decisions live in ``plan()``, a pure function of the cluster's state and the
 time, so they are tested without forking. ``Supervisor.run()`` is the thin
-loop around it: reap exited children with waitpid, ask the plan what to do,
-fork or signal accordingly, sleep until a signal or a child's exit wakes it.
+loop around it: read what the children report through their pipes, reap the
+ones that exited, ask the plan what to do, then fork, kill, heartbeat or exit.
 
-Workers share nothing but the database: a child that dies holds no lock or
-pipe the others need, so one crash never stalls the rest.
+Workers share nothing but the database and a private pipe each: a child that
+dies holds no lock or queue the others need, so one crash never stalls the
+rest, and its tasks are released at once with the reason it died.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import logging
 import os
+import secrets
+import select
 import signal
-import threading
+import socket
 import time
 from collections.abc import Callable, Sequence
 
-from django.db import connections
+from django.db import DatabaseError, connections
+from django.utils import timezone
 
-from dbqueue import claiming
-from dbqueue.cluster import shutdown
-from dbqueue.cluster.worker import Worker, new_worker_id
+from dbqueue import claiming, exceptions, models
+from dbqueue.cluster import heartbeat, shutdown
+from dbqueue.cluster.worker import EXIT_DONE, EXIT_RECYCLE, PipeReporter, Worker
 from dbqueue.conf import settings
 
 logger = logging.getLogger(__name__)
 
-WAKE_INTERVAL = 0.5  # seconds between supervisor checks when nothing wakes it
+MAX_WAIT = 1.0  # seconds the supervisor sleeps at most between looks at its children
+QUICK_CRASH = (
+    5.0  # seconds; a child dying sooner after its start is restarted with a backoff
+)
+RESTART_BACKOFF_MAX = 30.0  # seconds
 
 
 @dataclasses.dataclass
 class Slot:
-    """One worker position in the cluster, refilled when its process exits."""
+    """One position in the cluster, refilled when its process exits."""
 
     index: int
+    role: str = models.Role.WORKER
     pid: int | None = None
-    # Burst mode: the worker in this slot exited 0 because nothing was due.
+    worker_id: str = ""
+    pipe: int | None = None  # read end of the child's report pipe
+    buffer: bytes = b""
+    started: float = 0.0  # monotonic time the process was forked
+    task_id: str | None = None
+    task_started: float | None = None  # monotonic
+    task_started_at: datetime.datetime | None = None  # wall clock, for the registry
+    task_timeout: float | None = None
+    tasks_done: int = 0
+    kill_reason: str | None = (
+        None  # "timeout" or "shutdown" once the supervisor killed it
+    )
+    # Burst mode: the worker in this slot exited because nothing was due.
     done: bool = False
     exit_code: int | None = None
+    restart_at: float = 0.0
+    quick_crashes: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +74,13 @@ class Spawn:
 
 @dataclasses.dataclass(frozen=True)
 class Kill:
-    pid: int
-    signum: int
+    slot: int
+    reason: str  # "timeout" or "shutdown"
+
+
+@dataclasses.dataclass(frozen=True)
+class Beat:
+    """Heartbeat: registry, lease renewal, rescue of expired leases."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,37 +88,86 @@ class Exit:
     code: int
 
 
-Action = Spawn | Kill | Exit
+Action = Spawn | Kill | Beat | Exit
 
 
 def plan(
     slots: Sequence[Slot],
     *,
-    burst: bool,
-    stopping: bool,
-    stop_deadline: float | None,
     now: float,
+    burst: bool = False,
+    stopping: bool = False,
+    forced: bool = False,
+    stop_deadline: float | None = None,
+    next_beat: float = float("inf"),
+    kill_after: float = 1.0,
 ) -> list[Action]:
     """Decide what the supervisor does next.
 
-    - Stopping: wait for the children; past the grace deadline, SIGKILL the
-      ones still running; exit 0 once none is left.
+    - A task past its timeout + `kill_after` (the soft TaskTimeout came first)
+      gets its worker killed; the worker is replaced like any dead child.
+    - Stopping: wait for the children; on a second signal or past the grace
+      deadline, kill the ones still running; exit 0 once none is left.
     - Burst: a worker that exited 0 found nothing due and is not replaced;
-      one that crashed is replaced so its queue still drains; exit when all are done.
-    - Otherwise: refill every empty slot.
+      exit when every worker is done.
+    - Otherwise refill every empty slot, after a backoff for one that keeps
+      crashing right after it starts.
     """
+    actions: list[Action] = []
     alive = [slot for slot in slots if slot.pid is not None]
+    if stopping and not alive:
+        return [Exit(0)]
+    if now >= next_beat:
+        actions.append(Beat())
+    for slot in alive:
+        if (
+            slot.kill_reason is None
+            and slot.task_timeout
+            and slot.task_started is not None
+            and now >= slot.task_started + slot.task_timeout + kill_after
+        ):
+            actions.append(Kill(slot.index, "timeout"))
     if stopping:
-        if not alive:
-            return [Exit(0)]
-        if stop_deadline is not None and now >= stop_deadline:
-            return [
-                Kill(slot.pid, signal.SIGKILL) for slot in alive if slot.pid is not None
+        if forced or (stop_deadline is not None and now >= stop_deadline):
+            killing = {a.slot for a in actions if isinstance(a, Kill)}
+            actions += [
+                Kill(slot.index, "shutdown")
+                for slot in alive
+                if slot.kill_reason is None and slot.index not in killing
             ]
-        return []
+        return actions
     if burst and all(slot.done for slot in slots):
         return [Exit(0)]
-    return [Spawn(slot.index) for slot in slots if slot.pid is None and not slot.done]
+    actions += [
+        Spawn(slot.index)
+        for slot in slots
+        if slot.pid is None and not slot.done and now >= slot.restart_at
+    ]
+    return actions
+
+
+def next_wake(
+    slots: Sequence[Slot],
+    *,
+    now: float,
+    next_beat: float,
+    stop_deadline: float | None,
+    kill_after: float,
+) -> float:
+    """Seconds until plan() could next decide something new."""
+    times = [next_beat, now + MAX_WAIT]
+    if stop_deadline is not None:
+        times.append(stop_deadline)
+    for slot in slots:
+        if slot.pid is None and not slot.done:
+            times.append(slot.restart_at)
+        if (
+            slot.kill_reason is None
+            and slot.task_timeout
+            and slot.task_started is not None
+        ):
+            times.append(slot.task_started + slot.task_timeout + kill_after)
+    return max(0.0, min(times) - now)
 
 
 class Supervisor:
@@ -104,43 +182,74 @@ class Supervisor:
         max_tasks: int | None = None,
         batch_size: int | None = None,
         poll_interval: float | None = None,
+        scheduler: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.id = new_worker_id("cluster")
+        self.id = (
+            f"{socket.gethostname()[:60]}:{os.getpid()}:cluster:{secrets.token_hex(3)}"
+        )
         self.slots = [Slot(index) for index in range(workers)]
-        self.queues = queues
+        if scheduler and not burst:
+            # One scheduler per cluster; every cluster may run one, since
+            # each due time fires once however many schedulers look at it.
+            self.slots.append(Slot(workers, role=models.Role.SCHEDULER))
+        self.queues = list(queues) if queues is not None else list(settings.QUEUES)
         self.burst = burst
         self.max_tasks = max_tasks
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.clock = clock
         self.stopping = False
+        self.forced = False
         self.stop_deadline: float | None = None
-        self._wake = threading.Event()
+        self.next_beat = 0.0
+        self._db_down = False
+        self._wake_r, self._wake_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w):
+            os.set_blocking(fd, False)
 
     def run(self) -> int:
         """Run the cluster until it is stopped or, in burst mode, drained; return the exit code."""
         claiming.prepare()
-        # Children must open their own connections: a socket shared across
-        # fork() corrupts both sides' protocol state.
-        connections.close_all()
-        shutdown.on_stop(self.request_stop)
-        signal.signal(signal.SIGCHLD, lambda signum, frame: self._wake.set())
+        signal.set_wakeup_fd(self._wake_w)
+        shutdown.on_stop(
+            self.request_stop, (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+        )
+        signal.signal(
+            signal.SIGCHLD, lambda signum, frame: None
+        )  # wakes select via the wakeup fd
+        workers = sum(1 for slot in self.slots if slot.role == models.Role.WORKER)
         logger.info(
-            "Cluster %s starting %s workers; queues=%s%s",
+            "Cluster %s starting %s workers%s; queues=%s%s",
             self.id,
-            len(self.slots),
-            ",".join(self.queues or settings.QUEUES),
+            workers,
+            " and a scheduler" if len(self.slots) > workers else "",
+            ",".join(self.queues),
             " (burst)" if self.burst else "",
         )
+        self._database(lambda: heartbeat.register(self.id, self._member_self()))
+        try:
+            return self._loop()
+        finally:
+            self._database(lambda: heartbeat.unregister([self.id]))
+            connections.close_all()
+            signal.set_wakeup_fd(-1)
+
+    def _loop(self) -> int:
+        kill_after = float(settings.TIMEOUT_KILL_AFTER)
         while True:
+            self._read_reports()
             self._reap()
+            now = self.clock()
             for action in plan(
                 self.slots,
+                now=now,
                 burst=self.burst,
                 stopping=self.stopping,
+                forced=self.forced,
                 stop_deadline=self.stop_deadline,
-                now=self.clock(),
+                next_beat=self.next_beat,
+                kill_after=kill_after,
             ):
                 if isinstance(action, Exit):
                     logger.info("Cluster %s stopped.", self.id)
@@ -148,54 +257,151 @@ class Supervisor:
                 if isinstance(action, Spawn):
                     self._spawn(self.slots[action.slot])
                 elif isinstance(action, Kill):
-                    logger.warning(
-                        "Grace period over; killing worker pid=%s.", action.pid
-                    )
-                    self._signal(action.pid, action.signum)
-            self._wake.wait(WAKE_INTERVAL)
-            self._wake.clear()
+                    self._kill(self.slots[action.slot], action.reason)
+                elif isinstance(action, Beat):
+                    self._beat()
+            self._sleep(
+                next_wake(
+                    self.slots,
+                    now=self.clock(),
+                    next_beat=self.next_beat,
+                    stop_deadline=self.stop_deadline,
+                    kill_after=kill_after,
+                )
+            )
 
     def request_stop(self, signum: int = signal.SIGTERM) -> None:
-        """Stop claiming, let running tasks finish within DBQUEUE_SHUTDOWN_GRACE, then exit."""
-        if not self.stopping:
+        """First signal: stop claiming and let running tasks finish. Second (or SIGQUIT): stop now."""
+        running = sum(1 for slot in self.slots if slot.task_id is not None)
+        if self.stopping or signum == signal.SIGQUIT:
+            if not self.forced:
+                logger.warning(
+                    "Received %s again; stopping now and putting %s running tasks back in the queue.",
+                    signal.Signals(signum).name,
+                    running,
+                )
+            self.forced = True
+        else:
             grace = float(settings.SHUTDOWN_GRACE)
-            running = sum(1 for slot in self.slots if slot.pid is not None)
             logger.info(
-                "Received %s; finishing %s workers' current tasks (up to %.0fs).",
+                "Received %s; finishing %s running tasks (up to %.0fs). Send again to stop now.",
                 signal.Signals(signum).name,
                 running,
                 grace,
             )
+        if not self.stopping:
             self.stopping = True
-            self.stop_deadline = self.clock() + grace
+            self.stop_deadline = self.clock() + float(settings.SHUTDOWN_GRACE)
             for slot in self.slots:
                 if slot.pid is not None:
                     self._signal(slot.pid, signal.SIGTERM)
-        self._wake.set()
 
     def _spawn(self, slot: Slot) -> None:
+        suffix = secrets.token_hex(3)
+        read_fd, write_fd = os.pipe()
+        # A forked child must not share the parent's database sockets.
+        connections.close_all()
         pid = os.fork()
         if pid == 0:
-            os._exit(self._child_main())
-        slot.pid = pid
+            os.close(read_fd)
+            os._exit(self._child_main(slot, suffix, write_fd))
+        os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        slot.pid, slot.pipe, slot.buffer = pid, read_fd, b""
+        slot.worker_id = _process_id(pid, slot.role, suffix)
+        slot.started, slot.kill_reason, slot.exit_code = self.clock(), None, None
+        slot.task_id = slot.task_started = slot.task_started_at = slot.task_timeout = (
+            None
+        )
+        slot.tasks_done = 0
         logger.debug("Started worker pid=%s in slot %s.", pid, slot.index)
+        self._database(lambda: heartbeat.register(self.id, self._member(slot)))
 
-    def _child_main(self) -> int:
+    def _child_main(self, slot: Slot, suffix: str, write_fd: int) -> int:
         code = 1
         try:
             shutdown.restore_defaults()
+            shutdown.die_with_parent()
+            for fd in [
+                self._wake_r,
+                self._wake_w,
+                *(s.pipe for s in self.slots if s.pipe is not None),
+            ]:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            process_id = _process_id(os.getpid(), slot.role, suffix)
+            if slot.role == models.Role.SCHEDULER:
+                from dbqueue.cluster.scheduler import Scheduler
+
+                scheduler = Scheduler(scheduler_id=process_id)
+                shutdown.on_stop(scheduler.stop)
+                return scheduler.run()
             worker = Worker(
+                worker_id=process_id,
                 queues=self.queues,
                 batch_size=self.batch_size,
                 poll_interval=self.poll_interval,
+                max_tasks=self.max_tasks,
             )
+            worker.reporter = PipeReporter(write_fd, on_lost=worker.stop)
             shutdown.on_stop(worker.stop)
-            code = worker.run(burst=self.burst, max_tasks=self.max_tasks)
+            code = worker.run(burst=self.burst)
         except BaseException:
             logger.exception("Worker process pid=%s crashed.", os.getpid())
         finally:
             connections.close_all()
         return code
+
+    def _kill(self, slot: Slot, reason: str) -> None:
+        if slot.pid is None:
+            return
+        slot.kill_reason = reason
+        if reason == "timeout":
+            logger.error(
+                "Task id=%s ran past its timeout of %ss; killing worker pid=%s.",
+                slot.task_id,
+                slot.task_timeout,
+                slot.pid,
+            )
+        else:
+            logger.warning(
+                "Stopping now; killing worker pid=%s (task id=%s).",
+                slot.pid,
+                slot.task_id,
+            )
+        self._signal(slot.pid, signal.SIGKILL)
+
+    def _read_reports(self) -> None:
+        for slot in self.slots:
+            if slot.pipe is None:
+                continue
+            try:
+                data = os.read(slot.pipe, 65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            slot.buffer += data
+            *lines, slot.buffer = slot.buffer.split(b"\n")
+            for line in lines:
+                self._on_report(slot, line.decode(errors="replace").split())
+
+    def _on_report(self, slot: Slot, words: list[str]) -> None:
+        if len(words) != 3:
+            return
+        event, task_id, timeout = words
+        if event == "started":
+            slot.task_id, slot.task_started, slot.task_started_at = (
+                task_id,
+                self.clock(),
+                timezone.now(),
+            )
+            slot.task_timeout = float(timeout) or None
+        elif event == "finished":
+            slot.task_id = slot.task_started = slot.task_started_at = (
+                slot.task_timeout
+            ) = None
+            slot.tasks_done += 1
 
     def _reap(self) -> None:
         while True:
@@ -205,23 +411,141 @@ class Supervisor:
                 return
             if pid == 0:
                 return
-            code = os.waitstatus_to_exitcode(status)
             for slot in self.slots:
                 if slot.pid == pid:
-                    slot.pid, slot.exit_code = None, code
-                    slot.done = self.burst and code == 0
-                    if code != 0 and not self.stopping:
-                        logger.error(
-                            "Worker pid=%s exited with %s; replacing it.",
-                            pid,
-                            _describe(code),
-                        )
+                    self._read_reports()  # the child's last words, if any
+                    self._on_exit(slot, os.waitstatus_to_exitcode(status))
                     break
+
+    def _on_exit(self, slot: Slot, code: int) -> None:
+        pid, worker_id, reason = slot.pid, slot.worker_id, slot.kill_reason
+        if slot.pipe is not None:
+            os.close(slot.pipe)
+        slot.pid, slot.pipe, slot.exit_code = None, None, code
+        released = 0
+        if reason == "timeout":
+            error: exceptions.DbqueueError = exceptions.TaskTimeout(
+                f"The task ran past its timeout of {slot.task_timeout:g}s; worker pid {pid} was killed."
+            )
+            released = (
+                self._database(
+                    lambda: heartbeat.release(worker_id, error, kind="timeout")
+                )
+                or 0
+            )
+        elif reason == "shutdown":
+            error = exceptions.ShutdownInterrupted(
+                f"Cluster stopped before the task finished; worker pid {pid} was killed."
+            )
+            released = (
+                self._database(
+                    lambda: heartbeat.release(worker_id, error, kind="interrupted")
+                )
+                or 0
+            )
+        elif code not in (EXIT_DONE, EXIT_RECYCLE):
+            error = exceptions.WorkerLost(
+                f"Worker process died: pid {pid} on host {socket.gethostname()} exited with {_describe(code)}."
+            )
+            released = (
+                self._database(lambda: heartbeat.release(worker_id, error, kind="died"))
+                or 0
+            )
+            if not self.stopping:
+                logger.error(
+                    "Worker pid=%s exited with %s; %s task(s) released; replacing it.",
+                    pid,
+                    _describe(code),
+                    released,
+                )
+        self._database(lambda: heartbeat.unregister([worker_id]))
+        slot.task_id = slot.task_started = slot.task_started_at = slot.task_timeout = (
+            None
+        )
+        slot.done = self.burst and code == EXIT_DONE
+        crashed = reason is None and code not in (EXIT_DONE, EXIT_RECYCLE)
+        if crashed and self.clock() - slot.started < QUICK_CRASH:
+            slot.quick_crashes += 1
+            delay = min(RESTART_BACKOFF_MAX, 0.5 * 2**slot.quick_crashes)
+            slot.restart_at = self.clock() + delay
+            logger.error(
+                "Worker slot %s keeps crashing at start; next restart in %.1fs.",
+                slot.index,
+                delay,
+            )
+        else:
+            slot.quick_crashes = 0
+
+    def _beat(self) -> None:
+        self.next_beat = self.clock() + float(settings.HEARTBEAT_INTERVAL)
+        members = [
+            self._member_self(),
+            *(self._member(s) for s in self.slots if s.pid is not None),
+        ]
+
+        def work() -> None:
+            heartbeat.beat(self.id, members)
+            heartbeat.rescue_expired()
+            heartbeat.forget_stale()
+
+        self._database(work)
+
+    def _database(self, work: Callable[[], int | None]) -> int | None:
+        """Run a piece of the supervisor's database work; a database outage is logged, not fatal.
+
+        While the database is away, leases are not renewed; they last
+        DBQUEUE_LEASE seconds, so a short outage costs nothing.
+        """
+        try:
+            result = work()
+        except DatabaseError as exc:
+            if not self._db_down:
+                logger.warning(
+                    "Cluster %s cannot reach the database (%s); retrying at each heartbeat.",
+                    self.id,
+                    exc,
+                )
+            self._db_down = True
+            connections.close_all()
+            return None
+        if self._db_down:
+            logger.info("Cluster %s reached the database again.", self.id)
+            self._db_down = False
+        return result
+
+    def _member_self(self) -> heartbeat.Member:
+        return heartbeat.Member(
+            self.id, models.Role.SUPERVISOR, os.getpid(), self.queues
+        )
+
+    def _member(self, slot: Slot) -> heartbeat.Member:
+        return heartbeat.Member(
+            slot.worker_id,
+            slot.role,
+            slot.pid or 0,
+            self.queues,
+            current_task_id=slot.task_id,
+            current_task_started_at=slot.task_started_at,
+            tasks_done=slot.tasks_done,
+        )
+
+    def _sleep(self, seconds: float) -> None:
+        fds = [self._wake_r, *(s.pipe for s in self.slots if s.pipe is not None)]
+        with contextlib.suppress(InterruptedError):
+            select.select(fds, [], [], seconds)
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 512):
+                pass
 
     @staticmethod
     def _signal(pid: int, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
+
+
+def _process_id(pid: int, role: str, suffix: str) -> str:
+    """The id a child goes by (host:pid:role:suffix); the supervisor and the child both derive it."""
+    return f"{socket.gethostname()[:60]}:{pid}:{role.lower()}:{suffix}"
 
 
 def _describe(code: int) -> str:

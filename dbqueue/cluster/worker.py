@@ -2,13 +2,16 @@
 
 ``Worker.run_once()`` is the unit of work and returns what it did, so tests
 drive a worker in-process without forking. ``run()`` repeats it until told to
-stop; ``--burst`` stops when nothing is due.
+stop; ``--burst`` stops when nothing is due. Inside a cluster, the worker tells
+its supervisor through a pipe which task it is running and since when, so the
+supervisor can enforce timeouts and renew leases without asking the database.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import resource
 import secrets
 import socket
 import threading
@@ -27,11 +30,51 @@ logger = logging.getLogger(__name__)
 DB_ERROR_BACKOFF_MAX = (
     30.0  # seconds between claim attempts while the database is unreachable
 )
+WAIT_SLICE = (
+    0.25  # seconds; an idle wait is cut into slices so a stop request is seen quickly
+)
+EXIT_DONE = 0  # stopped, or (burst) nothing left to do
+EXIT_RECYCLE = 3  # replace me: task or memory limit reached
 
 
 def new_worker_id(role: str = "worker") -> str:
-    """Return an id unique across hosts and restarts: host, pid and a random suffix."""
+    """Return an id unique across hosts and restarts: host, pid, role and a random suffix."""
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{role}:{secrets.token_hex(3)}"
+
+
+class Reporter:
+    """Where a worker announces the task it starts and finishes; silent by default."""
+
+    def started(self, task: models.Task) -> None:
+        """The task is about to run."""
+
+    def finished(self, task: models.Task) -> None:
+        """The task's outcome is stored."""
+
+
+class PipeReporter(Reporter):
+    """Writes one line per event to the supervisor's pipe.
+
+    Lines are far shorter than PIPE_BUF, so each write is atomic, and the
+    supervisor reads them without blocking. A supervisor that is gone makes
+    the write fail; the worker then stops after its current task.
+    """
+
+    def __init__(self, fd: int, on_lost: Callable[[], None]) -> None:
+        self.fd = fd
+        self.on_lost = on_lost
+
+    def started(self, task: models.Task) -> None:
+        self._send(f"started {task.id} {task.timeout or 0}\n")
+
+    def finished(self, task: models.Task) -> None:
+        self._send(f"finished {task.id} 0\n")
+
+    def _send(self, line: str) -> None:
+        try:
+            os.write(self.fd, line.encode())
+        except OSError:
+            self.on_lost()
 
 
 class Worker:
@@ -44,6 +87,9 @@ class Worker:
         queues: Sequence[str] | None = None,
         batch_size: int | None = None,
         poll_interval: float | None = None,
+        max_tasks: int | None = None,
+        max_memory: int | None = None,
+        reporter: Reporter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.id = worker_id or new_worker_id()
@@ -55,6 +101,13 @@ class Worker:
             if poll_interval is not None
             else float(settings.POLL_INTERVAL)
         )
+        self.max_tasks = (
+            max_tasks if max_tasks is not None else settings.MAX_TASKS_PER_CHILD
+        )
+        self.max_memory = (
+            max_memory if max_memory is not None else settings.MAX_MEMORY_PER_CHILD
+        )
+        self.reporter = reporter or Reporter()
         self.clock = clock
         self.stopping = threading.Event()
         self.tasks_done = 0
@@ -82,15 +135,53 @@ class Worker:
 
     def process(self, task: models.Task) -> executor.Outcome:
         """Run one claimed task and record its outcome."""
-        outcome = executor.execute(task)
-        # The task may have left a broken or expired connection behind.
-        refresh_connections()
-        executor.record(outcome, self.id)
+        self.reporter.started(task)
+        outcome = executor.execute(task, soft_timeout=task.timeout)
+        self._store(outcome)
         self.tasks_done += 1
+        self.reporter.finished(task)
         return outcome
 
-    def run(self, *, burst: bool = False, max_tasks: int | None = None) -> int:
-        """Loop until stopped (or, with `burst`, until nothing is due); return an exit code."""
+    def _store(self, outcome: executor.Outcome) -> None:
+        """Store a finished task's outcome, waiting out a database outage.
+
+        Dropping it would leave the task RUNNING under a lease that this
+        live worker's supervisor keeps renewing: nobody would ever rescue it.
+        Only a stop request ends the wait; the task is then rescued, and run
+        again, once its lease runs out, as if this worker had died.
+        """
+        failures = 0
+        while True:
+            # The task may have left a broken or expired connection behind.
+            refresh_connections()
+            try:
+                executor.record(outcome, self.id)
+                return
+            except DatabaseError as exc:
+                if self.stopping.is_set():
+                    logger.error(
+                        "Worker %s could not store the outcome of task id=%s (%s) and is "
+                        "stopping; the task will be rescued when its lease runs out.",
+                        self.id,
+                        outcome.task.id,
+                        exc,
+                    )
+                    raise
+                failures += 1
+                delay = min(DB_ERROR_BACKOFF_MAX, 0.2 * 2**failures)
+                logger.warning(
+                    "Worker %s cannot store the outcome of task id=%s (%s: %s); retrying in %.1fs.",
+                    self.id,
+                    outcome.task.id,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                connections.close_all()
+                self.stopping.wait(delay)
+
+    def run(self, *, burst: bool = False) -> int:
+        """Loop until stopped, drained (burst) or due for recycling; return an exit code."""
         logger.info(
             "Worker %s started; queues=%s pid=%s",
             self.id,
@@ -98,14 +189,17 @@ class Worker:
             os.getpid(),
         )
         failures = 0
+        idle_wait = self.poll_interval
         while not self.stopping.is_set():
             try:
                 outcomes = self.run_once()
             except DatabaseError as exc:
                 failures += 1
-                delay = min(DB_ERROR_BACKOFF_MAX, self.poll_interval * 2**failures)
+                delay = min(
+                    DB_ERROR_BACKOFF_MAX, max(self.poll_interval, 0.1) * 2**failures
+                )
                 logger.warning(
-                    "Worker %s cannot claim (%s: %s); retrying in %.1fs.",
+                    "Worker %s cannot reach the database (%s: %s); retrying in %.1fs.",
                     self.id,
                     type(exc).__name__,
                     exc,
@@ -115,14 +209,56 @@ class Worker:
                 self.stopping.wait(delay)
                 continue
             failures = 0
-            if max_tasks is not None and self.tasks_done >= max_tasks:
+            if outcomes:
+                idle_wait = self.poll_interval
+                reason = self._recycle_reason()
+                if reason:
+                    logger.info("Worker %s recycling: %s.", self.id, reason)
+                    return EXIT_RECYCLE
+                continue
+            if burst:
                 break
-            if not outcomes:
-                if burst:
-                    break
-                self.stopping.wait(self.poll_interval)
+            self._wait(idle_wait)
+            # Back off while idle: an idle cluster should cost the database
+            # next to nothing; the first task after a lull resets the wait.
+            idle_wait = min(max(idle_wait * 2, 0.01), float(settings.POLL_INTERVAL_MAX))
         logger.info("Worker %s stopped after %s tasks.", self.id, self.tasks_done)
-        return 0
+        return EXIT_DONE
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep up to `seconds`, waking early for a NOTIFY (PostgreSQL) or a stop request."""
+        deadline = self.clock() + seconds
+        while not self.stopping.is_set():
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                return
+            try:
+                notified = claiming.wait_for_work(min(remaining, WAIT_SLICE))
+            except DatabaseError:
+                return  # the next claim reports the error and backs off
+            if notified:
+                return
+            if notified is None:
+                self.stopping.wait(min(remaining, WAIT_SLICE))
+
+    def _recycle_reason(self) -> str | None:
+        if self.max_tasks is not None and self.tasks_done >= self.max_tasks:
+            return f"ran {self.tasks_done} tasks (limit {self.max_tasks})"
+        if self.max_memory is not None:
+            used = resident_memory_mib()
+            if used > self.max_memory:
+                return f"resident memory {used:.0f} MiB is over the {self.max_memory} MiB limit"
+        return None
+
+
+def resident_memory_mib() -> float:
+    """Return this process's resident memory now (Linux), else its peak."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def refresh_connections() -> None:

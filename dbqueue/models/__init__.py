@@ -8,7 +8,14 @@ that lost its lease cannot overwrite what another worker recorded.
 
 from dbqueue.models.base import queue_db
 from dbqueue.models.failed_task import FailedTask
-from dbqueue.models.schedule import CatchUp, Schedule, ScheduleType
+from dbqueue.models.schedule import (
+    CatchUp,
+    RunOutcome,
+    Schedule,
+    ScheduleQuerySet,
+    ScheduleRun,
+    ScheduleType,
+)
 from dbqueue.models.task import OnOrphan, Status, Task, TaskQuerySet
 from dbqueue.models.worker import Role, Worker
 
@@ -17,7 +24,10 @@ __all__ = [
     "FailedTask",
     "OnOrphan",
     "Role",
+    "RunOutcome",
     "Schedule",
+    "ScheduleQuerySet",
+    "ScheduleRun",
     "ScheduleType",
     "Status",
     "Task",

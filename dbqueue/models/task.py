@@ -279,12 +279,15 @@ class Task(models.Model):
         *,
         retry: bool = True,
         now: datetime.datetime | None = None,
+        expired_before: datetime.datetime | None = None,
     ) -> bool:
         """Record a failed attempt: queue a retry after a backoff, or dead-letter the task.
 
         `retry=False` dead-letters at once (an error no retry can fix, such as a
-        payload whose signature does not verify). Return False if this worker no
-        longer holds the lease.
+        payload whose signature does not verify). `expired_before` makes the
+        change conditional on the lease having run out by then, for a rescuer
+        acting on another cluster's task. Return False if `worker_id` no longer
+        holds the task (or its lease is live again).
         """
         now = now or timezone.now()
         summary = f"{type(exc).__name__}: {exc}"
@@ -296,6 +299,7 @@ class Task(models.Model):
             )
             return self._update_held(
                 worker_id,
+                expired_before,
                 status=Status.QUEUED,
                 run_after=run_after,
                 error=summary,
@@ -306,6 +310,7 @@ class Task(models.Model):
         with transaction.atomic(using=queue_db()):
             moved = self._update_held(
                 worker_id,
+                expired_before,
                 status=Status.FAILED,
                 finished_at=now,
                 error=summary,
@@ -335,13 +340,63 @@ class Task(models.Model):
                 )
         return moved
 
-    def _update_held(self, worker_id: str, **fields: Any) -> bool:
-        updated = (
-            Task.objects.using(queue_db())
-            .held_by(worker_id)
-            .filter(id=self.id)
-            .update(**fields)
+    def mark_orphaned(
+        self,
+        worker_id: str,
+        exc: BaseException,
+        *,
+        now: datetime.datetime | None = None,
+        expired_before: datetime.datetime | None = None,
+    ) -> bool:
+        """Record that the process running this task died: the attempt counts.
+
+        The task is retried while attempts remain, unless its on_orphan policy
+        is FAIL (a task that must never run twice), which dead-letters it.
+        """
+        return self.mark_failed(
+            worker_id,
+            exc,
+            retry=self.on_orphan == OnOrphan.RETRY,
+            now=now,
+            expired_before=expired_before,
         )
+
+    def mark_interrupted(
+        self,
+        worker_id: str,
+        exc: BaseException,
+        *,
+        now: datetime.datetime | None = None,
+    ) -> bool:
+        """Put back a task whose run was cut short by a shutdown, at once.
+
+        The attempt is logged but does not spend the task's retry budget: a
+        deploy that kills a long task is the operator's doing, not the task's,
+        and must not push it into the dead-letter queue.
+        """
+        now = now or timezone.now()
+        return self._update_held(
+            worker_id,
+            None,
+            status=Status.QUEUED,
+            run_after=now,
+            attempts=max(0, self.attempts - 1),
+            error=f"{type(exc).__name__}: {exc}",
+            attempt_log=[*self.attempt_log, self._attempt_entry(worker_id, now, exc)],
+            locked_by="",
+            locked_until=None,
+        )
+
+    def _update_held(
+        self,
+        worker_id: str,
+        expired_before: datetime.datetime | None = None,
+        **fields: Any,
+    ) -> bool:
+        held = Task.objects.using(queue_db()).held_by(worker_id).filter(id=self.id)
+        if expired_before is not None:
+            held = held.filter(locked_until__lt=expired_before)
+        updated = held.update(**fields)
         for name, value in fields.items():
             setattr(self, name, value)
         return updated == 1

@@ -314,3 +314,75 @@ def test_a_result_is_stored_with_the_serializer_of_its_payload(worker, settings)
     assert fetch(as_json.id).result == {"args": [1], "kwargs": {"two": 2}}
     assert fetch(as_json_by_setting).result_payload.startswith("j:")
     assert result(as_json_by_setting) == 3
+
+
+def test_a_task_module_that_fails_to_import_fails_the_task_not_the_worker(
+    worker, tmp_path, monkeypatch
+):
+    import sys
+
+    from dbqueue import registry, serialization
+
+    module = tmp_path / "broken_tasks_mod.py"
+    module.write_text("raise RuntimeError('settings mismatch at import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    task_id = async_task(tasks.add, 1, 2, max_attempts=1)
+    path = "broken_tasks_mod.job"
+    payload = serialization.dumps_payload(path, (), {})
+    Task.objects.filter(id=task_id).update(func=path, payload=payload)
+    monkeypatch.delitem(sys.modules, "broken_tasks_mod", raising=False)
+    assert registry.registered(path) is None
+    worker.run_once()
+    task = fetch(task_id)
+    assert task.status == Status.FAILED
+    assert (
+        "Importing the module of broken_tasks_mod.job raised RuntimeError" in task.error
+    )
+
+
+def test_an_outcome_is_stored_through_a_transient_lock_conflict(worker, monkeypatch):
+    from django.db import OperationalError
+
+    from dbqueue import claiming
+    from dbqueue.models import Task as TaskModel
+
+    task_id = async_task(tasks.add, 2, 2)
+    real = TaskModel.mark_succeeded
+    calls = []
+
+    def conflict_once(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("deadlock (simulated)")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(TaskModel, "mark_succeeded", conflict_once)
+    monkeypatch.setattr(
+        claiming, "is_transient", lambda exc, using=None: "simulated" in str(exc)
+    )
+    worker.run_once()
+    assert len(calls) == 2
+    assert result(task_id) == 4
+
+
+@pytest.mark.parametrize(
+    ("vendor_module", "error", "transient"),
+    [
+        ("mysql", (1213, "Deadlock found"), True),
+        ("mysql", (1205, "Lock wait timeout"), True),
+        ("mysql", (1062, "Duplicate entry"), False),
+        ("sqlite", ("database is locked",), True),
+        ("sqlite", ("no such table: x",), False),
+    ],
+)
+def test_transient_lock_errors_are_told_apart_per_vendor(
+    vendor_module, error, transient
+):
+    import importlib
+
+    from django.db import OperationalError
+
+    module = importlib.import_module(f"dbqueue.claiming.{vendor_module}")
+    exc = OperationalError(*error)
+    exc.__cause__ = Exception(*error)
+    assert module.is_transient(exc) is transient

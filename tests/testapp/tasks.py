@@ -1,10 +1,12 @@
 """Tasks the test suite enqueues."""
 
 import os
+import signal
 import time
 from decimal import Decimal
 
 from dbqueue import task
+from dbqueue.exceptions import TaskTimeout
 from tests.testapp.models import Execution
 
 NOT_A_FUNCTION = 42
@@ -76,3 +78,40 @@ def remember_hook(task):
 def plain_function(x):
     """Not decorated: enqueueing it must fail."""
     return x
+
+
+@task
+def slow_record(label, seconds):
+    """Write a start row, sleep, write a finish row: a kill shows as a start without a finish."""
+    Execution.objects.create(label=f"{label}:start", pid=os.getpid())
+    time.sleep(seconds)
+    Execution.objects.create(label=f"{label}:finish", pid=os.getpid())
+    return label
+
+
+@task
+def stubborn_sleep(seconds):
+    """Catch the soft timeout and keep going, so only the supervisor's kill stops it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(deadline - time.monotonic())
+        except TaskTimeout:
+            Execution.objects.create(label="caught soft timeout", pid=os.getpid())
+
+
+@task
+def die(code=1):
+    """End the worker process without any cleanup, as a crash in C code would."""
+    Execution.objects.create(label="about to die", pid=os.getpid())
+    os._exit(code)
+
+
+@task
+def segfault():
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+@task
+def pid():
+    return os.getpid()

@@ -1,11 +1,16 @@
 import logging
 import os
+import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import OperationalError, connections
 
+from dbqueue.cluster import shutdown
 from dbqueue.cluster.supervisor import Supervisor
 from dbqueue.conf import settings
+
+DATABASE_WAIT_MAX = 30.0  # seconds between tries while the database is unreachable
 
 
 class Command(BaseCommand):
@@ -25,12 +30,19 @@ class Command(BaseCommand):
             help="Comma-separated queues to serve, or '*' for all (default: DBQUEUE_QUEUES).",
         )
         parser.add_argument(
-            "--burst", action="store_true", help="Exit once no task is due."
+            "--burst",
+            action="store_true",
+            help="Exit once no task is due (runs no scheduler).",
+        )
+        parser.add_argument(
+            "--no-scheduler",
+            action="store_true",
+            help="Run no scheduler process in this cluster (another cluster fires the schedules).",
         )
         parser.add_argument(
             "--max-tasks",
             type=int,
-            help="A worker exits after this many tasks and is replaced (burst: not replaced).",
+            help="Replace a worker after this many tasks (default: DBQUEUE_MAX_TASKS_PER_CHILD).",
         )
         parser.add_argument(
             "--batch-size",
@@ -68,6 +80,7 @@ class Command(BaseCommand):
                     "--queues names no queue; give a comma-separated list or '*'."
                 )
         _show_logs(options["verbosity"])
+        _wait_for_database()
         # The database checks (server version) are not part of the default
         # run; a cluster must not start on a server it cannot claim on.
         self.check(databases=[settings.DATABASE])
@@ -78,6 +91,7 @@ class Command(BaseCommand):
             max_tasks=options["max_tasks"],
             batch_size=options["batch_size"],
             poll_interval=options["poll_interval"],
+            scheduler=not options["no_scheduler"],
         )
         code = supervisor.run()
         if code:
@@ -95,3 +109,40 @@ def _show_logs(verbosity: int) -> None:
     )
     logger.addHandler(handler)
     logger.setLevel({0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG))
+
+
+def _wait_for_database() -> None:
+    """Wait, with a backoff, until the queue database answers.
+
+    A cluster started before its database (a host booting, a container
+    starting first) waits with one log line per try instead of crashing.
+    SIGTERM or Ctrl-C while waiting ends it with one message and exit code 1.
+    """
+    connection = connections[settings.DATABASE]
+    logger = logging.getLogger("dbqueue.cluster")
+    stop = threading.Event()
+    shutdown.on_stop(lambda signum: stop.set())
+    delay = 1.0
+    while True:
+        try:
+            connection.ensure_connection()
+        except OperationalError as exc:
+            reason = (
+                str(exc).strip().splitlines()[0]
+                if str(exc).strip()
+                else type(exc).__name__
+            )
+            logger.warning(
+                "Database %r is unreachable (%s); retrying in %.0fs.",
+                settings.DATABASE,
+                reason,
+                delay,
+            )
+            connection.close()
+            if stop.wait(delay):
+                raise CommandError(
+                    f"Stopped while waiting for database {settings.DATABASE!r}."
+                ) from None
+            delay = min(delay * 2, DATABASE_WAIT_MAX)
+        else:
+            return

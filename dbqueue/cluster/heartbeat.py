@@ -1,0 +1,184 @@
+"""The registry, leases and rescue: the database side of keeping tasks alive.
+
+The supervisor is the only process that writes here for its cluster. At each
+heartbeat it marks itself and its children as seen and renews the lease of
+every task its children hold, in one UPDATE, so a task that runs for an hour
+keeps its lease for an hour. It also rescues, for every cluster, tasks whose
+lease ran out: their worker (or its whole cluster, or its host) is gone. Each
+change is conditional on the task still being held by the worker it was
+claimed by, and a rescue also on the lease still being expired, so a worker
+that comes back after a pause finds its task gone instead of overwriting the
+new owner's work.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from dbqueue import exceptions, models
+from dbqueue.conf import settings
+
+logger = logging.getLogger(__name__)
+
+RESCUE_BATCH = 100  # expired tasks rescued per heartbeat
+STALE_AFTER_LEASES = 10  # registry rows unseen for this many leases are removed
+
+
+@dataclass
+class Member:
+    """What the registry shows for one process of a cluster."""
+
+    id: str
+    role: str
+    pid: int
+    queues: list[str]
+    current_task_id: str | None = None
+    current_task_started_at: datetime.datetime | None = None
+    tasks_done: int = 0
+
+
+def register(
+    cluster_id: str, member: Member, now: datetime.datetime | None = None
+) -> None:
+    """Add or refresh a process's registry row."""
+    now = now or timezone.now()
+    fields = {
+        "cluster_id": cluster_id,
+        "role": member.role,
+        "host": socket.gethostname()[:255],
+        "pid": member.pid,
+        "queues": member.queues,
+        "current_task_id": member.current_task_id,
+        "current_task_started_at": member.current_task_started_at,
+        "tasks_done": member.tasks_done,
+        "last_seen": now,
+    }
+    models.Worker.objects.using(models.queue_db()).update_or_create(
+        id=member.id, defaults=fields, create_defaults={**fields, "started_at": now}
+    )
+
+
+def unregister(worker_ids: Iterable[str]) -> None:
+    models.Worker.objects.using(models.queue_db()).filter(
+        id__in=list(worker_ids)
+    ).delete()
+
+
+def beat(
+    cluster_id: str, members: list[Member], now: datetime.datetime | None = None
+) -> int:
+    """Mark the cluster's processes as seen and renew their tasks' leases; return leases renewed."""
+    now = now or timezone.now()
+    db = models.queue_db()
+    for member in members:
+        models.Worker.objects.using(db).filter(id=member.id).update(
+            last_seen=now,
+            current_task_id=member.current_task_id,
+            current_task_started_at=member.current_task_started_at,
+            tasks_done=member.tasks_done,
+        )
+    worker_ids = [m.id for m in members if m.role == models.Role.WORKER]
+    if not worker_ids:
+        return 0
+    running = models.Task.objects.using(db).running().filter(locked_by__in=worker_ids)
+    # Ids first, then an UPDATE by primary key: an UPDATE that finds its rows
+    # through a secondary index locks index entry, then row, while a worker
+    # storing an outcome locks row, then index entry; on MySQL/MariaDB the
+    # two orders deadlock. By primary key, both lock in the same order.
+    ids = list(running.values_list("id", flat=True))
+    if not ids:
+        return 0
+    return running.filter(id__in=ids).update(
+        locked_until=now + datetime.timedelta(seconds=float(settings.LEASE))
+    )
+
+
+def rescue_expired(
+    now: datetime.datetime | None = None, limit: int = RESCUE_BATCH
+) -> int:
+    """Rescue running tasks whose lease ran out; return how many were rescued.
+
+    The attempt counts: the task is retried while attempts remain (unless its
+    on_orphan policy says fail), or dead-lettered, with the lost worker named.
+    """
+    now = now or timezone.now()
+    expired = list(
+        models.Task.objects.using(models.queue_db())
+        .running()
+        .filter(locked_until__lt=now)[:limit]
+    )
+    rescued = 0
+    for task in expired:
+        reason = exceptions.WorkerLost(
+            f"Worker lost: {describe(task.locked_by)} stopped renewing the lease, "
+            f"which expired at {task.locked_until.isoformat() if task.locked_until else 'unknown'}."
+        )
+        if task.mark_orphaned(task.locked_by, reason, now=now, expired_before=now):
+            rescued += 1
+            logger.warning(
+                "Task id=%s path=%s rescued from %s; state=%s attempt=%s/%s",
+                task.id,
+                task.func,
+                task.locked_by,
+                task.status,
+                task.attempts,
+                task.max_attempts,
+            )
+    return rescued
+
+
+def release(worker_id: str, exc: BaseException, *, kind: str) -> int:
+    """Settle the tasks a dead child held, at once rather than when its lease runs out.
+
+    `kind` says how it ended: "timeout" is a failed attempt under the retry
+    policy; "died" is an orphan under the task's on_orphan policy;
+    "interrupted" (a shutdown killed it) puts the task back without spending
+    an attempt. Return how many tasks were settled.
+    """
+    released = 0
+    for task in models.Task.objects.using(models.queue_db()).held_by(worker_id):
+        if kind == "interrupted":
+            done = task.mark_interrupted(worker_id, exc)
+        elif kind == "died":
+            done = task.mark_orphaned(worker_id, exc)
+        else:
+            done = task.mark_failed(worker_id, exc)
+        if done:
+            released += 1
+            logger.warning(
+                "Task id=%s path=%s released from %s (%s); state=%s",
+                task.id,
+                task.func,
+                worker_id,
+                exc,
+                task.status,
+            )
+    return released
+
+
+def forget_stale(now: datetime.datetime | None = None) -> int:
+    """Remove registry rows of processes not seen for many leases (their cluster died)."""
+    now = now or timezone.now()
+    cutoff = now - datetime.timedelta(
+        seconds=float(settings.LEASE) * STALE_AFTER_LEASES
+    )
+    deleted, _ = (
+        models.Worker.objects.using(models.queue_db())
+        .filter(last_seen__lt=cutoff)
+        .delete()
+    )
+    return deleted
+
+
+def describe(worker_id: str) -> str:
+    """Turn a worker id (host:pid:role:suffix) into words for an error message."""
+    parts = worker_id.split(":")
+    if len(parts) >= 3:
+        return f"{parts[2]} pid {parts[1]} on host {parts[0]}"
+    return f"worker {worker_id!r}"

@@ -1,0 +1,185 @@
+"""Several real scheduler processes sharing one database, and one killed mid-firing.
+
+Each child is a plain ``python -c`` that sets Django up with tests.settings
+and runs ``Scheduler().run()`` with the stop handler the qcluster supervisor
+installs, exactly as a cluster's scheduler process will. Waits are on
+conditions with deadlines; outputs are attached to failures.
+"""
+
+import contextlib
+import datetime
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from dbqueue import schedule
+from dbqueue.models import RunOutcome, Schedule, ScheduleRun, Task
+from tests.conftest import REPO, wait_until
+from tests.testapp import tasks
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+SCHEDULERS = 3
+DUE_TIMES = 20  # one per second: a seconds-level cron for about 20 s
+
+RUN_SCHEDULER = """
+import logging, sys
+import django
+django.setup()
+logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                    format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
+from dbqueue.cluster import shutdown
+from dbqueue.cluster.scheduler import Scheduler
+scheduler = Scheduler(sync_declared=False)
+shutdown.on_stop(scheduler.stop)
+sys.exit(scheduler.run())
+"""
+
+# The same, but the first firing stops between the enqueue (and the run record)
+# and the commit, says so, and waits to be killed: a crash in the worst place.
+CRASH_BEFORE_COMMIT = """
+import sys, time
+import django
+django.setup()
+from dbqueue.cluster.scheduler import Scheduler
+from dbqueue.models import Schedule
+
+def hang(self, **kwargs):
+    print("crash point reached", flush=True)
+    time.sleep(3600)
+
+Schedule.record_firing = hang
+sys.exit(Scheduler(sync_declared=False).run())
+"""
+
+
+class Child:
+    """A `python -c` child in its own process group, its output in a file."""
+
+    def __init__(self, code):
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the process
+            prefix="scheduler-", suffix=".log", delete=False
+        )
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DBQUEUE_TEST_DATABASE_NAME": str(connection.settings_dict["NAME"]),
+            "PYTHONPATH": str(REPO),
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=REPO,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.log.close()
+
+    def output(self):
+        return Path(self.log.name).read_text(errors="replace")
+
+    def stop(self, timeout=20):
+        os.kill(self.process.pid, signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"scheduler did not stop within {timeout}s:\n{self.output()}")
+
+    def kill(self):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+
+@pytest.fixture
+def start():
+    children = []
+
+    def start_child(code):
+        connection.close()  # the children need the database to themselves
+        children.append(Child(code))
+        return children[-1]
+
+    yield start_child
+    for child in children:
+        child.kill()
+        Path(child.log.name).unlink(missing_ok=True)
+
+
+def outputs(children):
+    return "\n".join(
+        f"--- child pid={c.process.pid} ---\n{c.output()}" for c in children
+    )
+
+
+def test_three_schedulers_fire_each_second_of_a_cron_schedule_exactly_once(start):
+    first = (timezone.now() + datetime.timedelta(seconds=3)).replace(microsecond=0)
+    schedule(tasks.add, 1, 2, name="every-second", cron="* * * * * *", next_run=first)
+    children = [start(RUN_SCHEDULER) for _ in range(SCHEDULERS)]
+    wait_until(
+        lambda: all("started; interval=" in c.output() for c in children),
+        timeout=30,
+        message=f"schedulers started\n{outputs(children)}",
+    )
+    wait_until(
+        lambda: ScheduleRun.objects.count() >= DUE_TIMES,
+        timeout=DUE_TIMES + 30,
+        message=f"{DUE_TIMES} due seconds fired\n{outputs(children)}",
+    )
+    connection.close()
+    for child in children:
+        assert child.stop() == 0, outputs(children)
+
+    fired = list(ScheduleRun.objects.order_by("due_at"))
+    per_scheduler = {
+        by: sum(r.fired_by == by for r in fired) for by in {r.fired_by for r in fired}
+    }
+    report = f"due times fired per scheduler: {per_scheduler}\n{outputs(children)}"
+    due = [run.due_at for run in fired]
+    # One run per due second, none skipped between the first and the last.
+    assert due[0] == first, report
+    assert due == [first + datetime.timedelta(seconds=i) for i in range(len(due))], (
+        report
+    )
+    assert {run.outcome for run in fired} == {RunOutcome.ENQUEUED}, report
+    # ...and exactly one task per run: no task was left by a rolled-back firing.
+    assert Task.objects.count() == len(fired), report
+    assert len({run.task_id for run in fired}) == len(fired), report
+    assert set(Task.objects.values_list("id", flat=True)) == {
+        run.task_id for run in fired
+    }
+
+
+def test_a_scheduler_killed_between_claim_and_commit_leaves_nothing_behind(start):
+    due = timezone.now().replace(microsecond=0)
+    schedule(tasks.add, 1, 2, name="daily", schedule_type="daily", next_run=due)
+    crashing = start(CRASH_BEFORE_COMMIT)
+    wait_until(
+        lambda: "crash point reached" in crashing.output(),
+        timeout=30,
+        message=f"the firing reached the crash point\n{crashing.output()}",
+    )
+    crashing.kill()  # SIGKILL: no cleanup, the transaction is simply cut off
+    assert Task.objects.count() == 0, crashing.output()
+    assert ScheduleRun.objects.count() == 0
+    assert Schedule.objects.get().next_run == due
+
+    healthy = start(RUN_SCHEDULER)
+    wait_until(
+        lambda: ScheduleRun.objects.exists(),
+        timeout=30,
+        message=f"the restarted scheduler fired\n{healthy.output()}",
+    )
+    connection.close()
+    assert healthy.stop() == 0, healthy.output()
+    assert [run.due_at for run in ScheduleRun.objects.all()] == [due]
+    assert Task.objects.count() == 1
+    assert Schedule.objects.get().next_run == due + datetime.timedelta(days=1)
