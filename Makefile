@@ -14,7 +14,7 @@ DJANGO ?= Django>=5.2,<6.2
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint venv clean bench-wakeup
+.PHONY: demo test test-long lint venv clean bench-wakeup
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m example_project.demo
@@ -30,6 +30,11 @@ test: lint
 		$(BIN)/python -c "import MySQLdb" 2>/dev/null || $(BIN)/python -m pip install -q "mysqlclient>=2.2" || exit 1; \
 		DBQUEUE_TEST_DATABASE_URL="$$DBQUEUE_TEST_MYSQL_URL" $(BIN)/pytest $(PYTEST_ARGS) || exit 1; \
 	fi
+
+# The long forms of the process scenarios that `make test` runs short:
+# three clusters sharing an every-second schedule for two minutes.
+test-long: $(VENV)/.installed
+	DBQUEUE_TEST_SCHEDULE_SECONDS=120 $(BIN)/pytest tests/process/test_scheduler_processes.py -k qclusters $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

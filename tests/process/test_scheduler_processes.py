@@ -183,3 +183,47 @@ def test_a_scheduler_killed_between_claim_and_commit_leaves_nothing_behind(start
     assert [run.due_at for run in ScheduleRun.objects.all()] == [due]
     assert Task.objects.count() == 1
     assert Schedule.objects.get().next_run == due + datetime.timedelta(days=1)
+
+
+def test_three_qclusters_fire_and_run_each_second_of_a_cron_schedule_once(cluster):
+    """The issue's check: several whole clusters (workers and schedulers) share one schedule.
+
+    About 15 s here; `make test-long` runs it for two minutes
+    (DBQUEUE_TEST_SCHEDULE_SECONDS=120).
+    """
+    from tests.testapp.models import Execution
+
+    seconds = int(os.environ.get("DBQUEUE_TEST_SCHEDULE_SECONDS", "15"))
+    first = (timezone.now() + datetime.timedelta(seconds=3)).replace(microsecond=0)
+    schedule(tasks.record, "tick", name="tick", cron="* * * * * *", next_run=first)
+    clusters = [cluster("--workers", "1") for _ in range(3)]
+    report = lambda: "\n".join(f"--- cluster {c.pid}\n{c.output()}" for c in clusters)  # noqa: E731
+    wait_until(
+        lambda: ScheduleRun.objects.count() >= seconds,
+        timeout=seconds + 60,
+        message=f"{seconds} due seconds fired\n{report()}",
+    )
+    # Stop the schedule and let the workers drain what it enqueued, then stop.
+    Schedule.objects.filter(name="tick").update(enabled=False)
+    wait_until(
+        lambda: not Task.objects.exclude(status="SUCCEEDED").exists(),
+        timeout=60,
+        message=f"every tick ran\n{report()}",
+    )
+    connection.close()
+    for run in clusters:
+        run.signal(signal.SIGTERM)
+    for run in clusters:
+        assert run.wait(timeout=30) == 0, report()
+    fired = list(ScheduleRun.objects.order_by("due_at"))
+    due = [run.due_at for run in fired]
+    assert due == [first + datetime.timedelta(seconds=i) for i in range(len(due))], (
+        report()
+    )
+    assert {run.outcome for run in fired} == {RunOutcome.ENQUEUED}, report()
+    assert len({run.fired_by for run in fired}) >= 2, (
+        "more than one cluster's scheduler fired"
+    )
+    # Every enqueued tick ran exactly once; none is left behind.
+    assert Execution.objects.filter(label="tick").count() == len(fired), report()
+    assert Task.objects.exclude(status="SUCCEEDED").count() == 0, report()

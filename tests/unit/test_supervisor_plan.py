@@ -1,6 +1,6 @@
 """Supervisor decisions as a pure function: no fork, no clock."""
 
-from dbqueue.cluster.supervisor import Beat, Exit, Kill, Slot, Spawn, next_wake, plan
+from dbqueue.cluster.plan import Beat, Exit, Kill, Slot, Spawn, next_wake, plan
 
 
 def test_empty_slots_are_filled():
