@@ -111,9 +111,13 @@ def wait_for_work(connection: BaseDatabaseWrapper, timeout: float) -> bool | Non
     raw = connection.connection
     if raw is None or not hasattr(raw, "notifies"):
         return None
-    # A reconnect gives a new server session that has not subscribed yet.
+    # A new session (the first wait, or after a reconnect) is not subscribed.
+    # A task committed between the worker's last claim and this LISTEN sent
+    # its NOTIFY to nobody, so report "woken": the worker claims once more
+    # before it sleeps, and nothing sent before the subscription is missed.
     if getattr(raw, "_dbqueue_listening", False) is not True:
         with connection.cursor() as cursor:
             cursor.execute(f"LISTEN {CHANNEL}")
         raw._dbqueue_listening = True
+        return True
     return any(True for _ in raw.notifies(timeout=timeout, stop_after=1))

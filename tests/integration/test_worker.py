@@ -386,3 +386,15 @@ def test_transient_lock_errors_are_told_apart_per_vendor(
     exc = OperationalError(*error)
     exc.__cause__ = Exception(*error)
     assert module.is_transient(exc) is transient
+
+
+@pytest.mark.vendor("postgresql")
+@pytest.mark.django_db(transaction=True)
+def test_listen_reports_a_wake_up_when_it_subscribes_then_waits_for_notify():
+    # A NOTIFY sent before the LISTEN reaches nobody, so the first wait on a
+    # new session must tell the worker to claim again.
+    connection.close()
+    assert claiming.wait_for_work(0.01) is True
+    assert claiming.wait_for_work(0.01) is False
+    async_task(tasks.add, 1, 1)  # committed at once; PostgreSQL notifies every listener
+    assert claiming.wait_for_work(1.0) is True
