@@ -187,12 +187,8 @@ def check_sqlite_transaction_mode(**kwargs: Any) -> list[checks.CheckMessage]:
 def check_database_version(
     databases: Any = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
-    alias = settings.DATABASE
-    if (
-        not databases
-        or alias not in databases
-        or alias not in django_settings.DATABASES
-    ):
+    alias = _queue_database_checked(databases)
+    if alias is None:
         return []
     try:
         problem = claiming.version_problem(connections[alias])
@@ -205,6 +201,14 @@ def check_database_version(
             )
         ]
     return []
+
+
+def _queue_database_checked(databases: Any) -> str | None:
+    """The queue database's alias if this run of the database checks covers it, else None."""
+    alias = str(settings.DATABASE)
+    if databases and alias in databases and alias in django_settings.DATABASES:
+        return alias
+    return None
 
 
 def _is_int(value: object) -> bool:
@@ -277,12 +281,8 @@ def check_schedules(databases: Any = None, **kwargs: Any) -> list[checks.CheckMe
     Warnings, not errors: qcluster refuses to start on an error, and one
     broken schedule must not stop the others (the scheduler logs and skips it).
     """
-    alias = settings.DATABASE
-    if (
-        not databases
-        or alias not in databases
-        or alias not in django_settings.DATABASES
-    ):
+    alias = _queue_database_checked(databases)
+    if alias is None:
         return []
     from dbqueue import models, registry, scheduling
 

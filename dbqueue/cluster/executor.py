@@ -31,10 +31,6 @@ logger = logging.getLogger(__name__)
 RECORD_TRIES = 5  # attempts at storing an outcome through lock conflicts
 
 
-class ImmediateStop(BaseException):
-    """Raised in a worker to abandon the running task at once (a second SIGTERM)."""
-
-
 @dataclasses.dataclass
 class Outcome:
     """What one attempt of a task did."""
@@ -85,8 +81,6 @@ def execute(task: models.Task, *, soft_timeout: float | None = None) -> Outcome:
     try:
         with _alarm(soft_timeout):
             value = func.run(task, args, kwargs)
-    except ImmediateStop:
-        raise
     except BaseException as exc:
         # SystemExit and KeyboardInterrupt raised by the task itself are
         # failures of the task, not requests to stop the worker: the worker's

@@ -18,6 +18,8 @@ from dbqueue.models.base import queue_db
 from dbqueue.models.failed_task import FailedTask
 
 TRACEBACK_LIMIT = 20_000  # characters of a traceback kept per attempt
+# The fields that end a claim: every transition out of RUNNING sets them.
+RELEASED: dict[str, Any] = {"locked_by": "", "locked_until": None}
 
 
 class Status(models.TextChoices):
@@ -249,8 +251,7 @@ class Task(models.Model):
             "result_payload": stored,
             "error": "",
             "attempt_log": log,
-            "locked_by": "",
-            "locked_until": None,
+            **RELEASED,
         }
         updated = self._update_held(worker_id, **fields)
         return updated
@@ -268,8 +269,7 @@ class Task(models.Model):
             finished_at=now,
             error=f"Expired: not started by {self.expires_at.isoformat()}",
             attempt_log=[*self.attempt_log, self._attempt_entry(worker_id, now)],
-            locked_by="",
-            locked_until=None,
+            **RELEASED,
         )
 
     def mark_failed(
@@ -304,8 +304,7 @@ class Task(models.Model):
                 run_after=run_after,
                 error=summary,
                 attempt_log=log,
-                locked_by="",
-                locked_until=None,
+                **RELEASED,
             )
         with transaction.atomic(using=queue_db()):
             moved = self._update_held(
@@ -315,8 +314,7 @@ class Task(models.Model):
                 finished_at=now,
                 error=summary,
                 attempt_log=log,
-                locked_by="",
-                locked_until=None,
+                **RELEASED,
             )
             if moved:
                 FailedTask.objects.using(queue_db()).create(
@@ -383,8 +381,7 @@ class Task(models.Model):
             attempts=max(0, self.attempts - 1),
             error=f"{type(exc).__name__}: {exc}",
             attempt_log=[*self.attempt_log, self._attempt_entry(worker_id, now, exc)],
-            locked_by="",
-            locked_until=None,
+            **RELEASED,
         )
 
     def _update_held(
