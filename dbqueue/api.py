@@ -150,6 +150,7 @@ def enqueue(
         hook=hook_path,
         serializer=serializer or registered.serializer,
     )
+    signals.send(signals.task_enqueuing, sender=models.Task, task=task)
     task.save(using=models.queue_db(), force_insert=True)
     if task.run_after <= now:
         claiming.notify(task.queue)

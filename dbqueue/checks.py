@@ -69,6 +69,11 @@ def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
         "a positive integer",
     )
     require(
+        _is_int(settings.PRUNE_BATCH_SIZE) and settings.PRUNE_BATCH_SIZE >= 1,
+        "PRUNE_BATCH_SIZE",
+        "a positive integer",
+    )
+    require(
         _is_int(settings.MAX_PAYLOAD_SIZE) and settings.MAX_PAYLOAD_SIZE >= 1,
         "MAX_PAYLOAD_SIZE",
         "a positive number of bytes",
@@ -85,6 +90,18 @@ def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
     ):
         value = getattr(settings, name)
         require(_is_number(value) and value > 0, name, "a positive number of seconds")
+    for name in (
+        "RETAIN_SUCCEEDED",
+        "RETAIN_FAILED",
+        "RETAIN_DEAD_LETTERS",
+        "PRUNE_INTERVAL",
+    ):
+        value = getattr(settings, name)
+        require(
+            value is None or (_is_number(value) and value > 0),
+            name,
+            "a positive number of seconds or None",
+        )
     for name in ("MAX_TASKS_PER_CHILD", "MAX_MEMORY_PER_CHILD"):
         value = getattr(settings, name)
         require(

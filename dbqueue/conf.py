@@ -57,6 +57,18 @@ class Settings:
     SAVE_RESULTS: bool = True  # keep a succeeded task's row and result
     SYNC: bool = False  # run tasks inside async_task(), for a project's own tests
     SHUTDOWN_GRACE: float = 30.0  # seconds running tasks get to finish after SIGTERM
+    # Finished tasks are deleted this long after they finish (None: kept
+    # forever): succeeded ones, and failed or cancelled ones. Dead-letter
+    # entries (FailedTask) are kept until replayed or deleted, unless
+    # RETAIN_DEAD_LETTERS is set.
+    RETAIN_SUCCEEDED: float | None = 7 * 24 * 3600.0  # seconds (7 days)
+    RETAIN_FAILED: float | None = 30 * 24 * 3600.0  # seconds (30 days)
+    RETAIN_DEAD_LETTERS: float | None = None  # seconds; None keeps them
+    # Each cluster's scheduler process prunes this often (None: never; use
+    # `manage.py qprune` from cron instead), deleting PRUNE_BATCH_SIZE rows
+    # per short transaction so claiming is never blocked behind it.
+    PRUNE_INTERVAL: float | None = 300.0  # seconds
+    PRUNE_BATCH_SIZE: int = 1000  # rows
     # Dotted paths of plain callables allowed as tasks without @task,
     # such as "django.core.mail.send_mail".
     TASKS: tuple[str, ...] = ()

@@ -4,12 +4,21 @@ Each is sent with ``send_robust`` outside the task's own error handling, so a
 receiver that raises is logged and can neither fail a task that has not run
 nor turn a success into a failure.
 
+- ``task_enqueuing(sender=Task, task=...)``: before the row is written; the
+  task is complete but unsaved.
 - ``task_enqueued(sender=Task, task=...)``: after the row is written (inside the
   caller's transaction, if any).
 - ``task_started(sender=Task, task=...)``: in the worker, before the call.
 - ``task_finished(sender=Task, task=..., success=bool)``: after the outcome is stored.
 - ``task_failed(sender=Task, task=..., exception=...)``: after a failed attempt is
   stored, whether it will be retried or was dead-lettered (see ``task.status``).
+- ``task_retrying(sender=Task, task=..., exception=..., run_after=...)``: after a
+  failed attempt was queued again for ``run_after``.
+- ``task_dead_lettered(sender=Task, task=..., failed_task=..., exception=...)``:
+  after a task out of attempts was copied to the dead-letter queue.
+
+Django-Q's ``pre_enqueue``, ``pre_execute`` and ``post_execute`` are
+``task_enqueuing``, ``task_started`` and ``task_finished`` here.
 """
 
 from __future__ import annotations
@@ -21,10 +30,13 @@ from django.dispatch import Signal
 
 logger = logging.getLogger(__name__)
 
+task_enqueuing = Signal()
 task_enqueued = Signal()
 task_started = Signal()
 task_finished = Signal()
 task_failed = Signal()
+task_retrying = Signal()
+task_dead_lettered = Signal()
 
 
 def send(signal: Signal, sender: Any, **kwargs: Any) -> None:

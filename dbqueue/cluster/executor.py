@@ -179,6 +179,22 @@ def record(outcome: Outcome, worker_id: str) -> bool:
             task=task,
             exception=outcome.exception,
         )
+        if task.status == models.Status.QUEUED:
+            signals.send(
+                signals.task_retrying,
+                sender=models.Task,
+                task=task,
+                exception=outcome.exception,
+                run_after=task.run_after,
+            )
+        elif task.dead_letter is not None:
+            signals.send(
+                signals.task_dead_lettered,
+                sender=models.Task,
+                task=task,
+                failed_task=task.dead_letter,
+                exception=outcome.exception,
+            )
     signals.send(
         signals.task_finished, sender=models.Task, task=task, success=outcome.succeeded
     )

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -66,6 +66,25 @@ class TaskQuerySet(models.QuerySet["Task"]):
     def held_by(self, worker_id: str) -> TaskQuerySet:
         return self.filter(status=Status.RUNNING, locked_by=worker_id)
 
+    def cancel(
+        self, reason: str = "Cancelled", now: datetime.datetime | None = None
+    ) -> int:
+        """Withdraw the queued tasks among these; return how many were cancelled.
+
+        A task a worker has already claimed is left alone: it is running, and
+        only its own outcome may finish it.
+        """
+        now = now or timezone.now()
+        return self.filter(status=Status.QUEUED).update(
+            status=Status.CANCELLED,
+            finished_at=now,
+            error=reason,
+            unique_hold=Case(
+                When(unique_until__gt=now, then=F("unique_hold")),
+                default=Value(None),
+            ),
+        )
+
 
 class Task(models.Model):
     """One enqueued call, from queued to finished."""
@@ -117,8 +136,29 @@ class Task(models.Model):
         default="",
         help_text=_("Called with the task when it finishes."),
     )
-    unique_key = models.CharField(  # noqa: DJ001 - NULLs never collide in a unique index; "" would
-        max_length=255, null=True, blank=True
+    unique_key = models.CharField(  # noqa: DJ001 - None means "not unique", not an empty key
+        max_length=255,
+        null=True,
+        blank=True,
+        help_text=_("At most one task holding this key is queued or running."),
+    )
+    # unique_key while this task holds it: from enqueue until it finishes, or
+    # until unique_until if that is later. A plain unique constraint on it
+    # works on every vendor (MariaDB has no partial indexes), and NULLs never
+    # collide, so finished tasks release the key by setting it to NULL.
+    unique_hold = models.CharField(  # noqa: DJ001 - NULL is "holds no key"
+        max_length=255, null=True, blank=True, editable=False
+    )
+    unique_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_("The key stays held at least until this time (unique_for)."),
+    )
+    chain = models.TextField(
+        blank=True,
+        default="",
+        editable=False,
+        help_text=_("The links of its chain still to run, enqueued when it succeeds."),
     )
     locked_by = models.CharField(
         max_length=100, blank=True, default="", help_text=_("Worker holding the lease.")
@@ -140,6 +180,8 @@ class Task(models.Model):
     )
 
     objects = TaskQuerySet.as_manager()
+    # Set by mark_failed() to the FailedTask it created, for the signals.
+    dead_letter: FailedTask | None = None
 
     class Meta:
         verbose_name = _("task")
@@ -169,6 +211,9 @@ class Task(models.Model):
             models.CheckConstraint(
                 condition=Q(priority__gte=-100, priority__lte=100),
                 name="dbqueue_task_priority_range",
+            ),
+            models.UniqueConstraint(
+                fields=["unique_hold"], name="dbqueue_task_unique_hold"
             ),
         ]
 
@@ -251,7 +296,7 @@ class Task(models.Model):
             "result_payload": stored,
             "error": "",
             "attempt_log": log,
-            **RELEASED,
+            **self._finished(now),
         }
         updated = self._update_held(worker_id, **fields)
         return updated
@@ -269,7 +314,7 @@ class Task(models.Model):
             finished_at=now,
             error=f"Expired: not started by {self.expires_at.isoformat()}",
             attempt_log=[*self.attempt_log, self._attempt_entry(worker_id, now)],
-            **RELEASED,
+            **self._finished(now),
         )
 
     def mark_failed(
@@ -278,30 +323,34 @@ class Task(models.Model):
         exc: BaseException,
         *,
         retry: bool = True,
+        delay: float | None = None,
+        dead_letter: bool = True,
         now: datetime.datetime | None = None,
         expired_before: datetime.datetime | None = None,
     ) -> bool:
-        """Record a failed attempt: queue a retry after a backoff, or dead-letter the task.
+        """Record a failed attempt: queue a retry after a delay, or end the task.
 
-        `retry=False` dead-letters at once (an error no retry can fix, such as a
-        payload whose signature does not verify). `expired_before` makes the
-        change conditional on the lease having run out by then, for a rescuer
-        acting on another cluster's task. Return False if `worker_id` no longer
-        holds the task (or its lease is live again).
+        While attempts remain and `retry` is true, the task is queued again
+        `delay` seconds from now (the default backoff when None). Otherwise it
+        is FAILED and, if `dead_letter` (not for a discarded task), copied to
+        the dead-letter queue, which ``self.dead_letter`` then holds.
+        `expired_before` makes the change conditional on the lease having run
+        out by then, for a rescuer acting on another cluster's task. Return
+        False if `worker_id` no longer holds the task (or its lease is live again).
         """
         now = now or timezone.now()
         summary = f"{type(exc).__name__}: {exc}"
         entry = self._attempt_entry(worker_id, now, exc)
         log = [*self.attempt_log, entry]
+        self.dead_letter = None
         if retry and self.attempts < self.max_attempts:
-            run_after = now + datetime.timedelta(
-                seconds=retries.backoff_delay(self.attempts)
-            )
+            if delay is None:
+                delay = retries.backoff_delay(self.attempts)
             return self._update_held(
                 worker_id,
                 expired_before,
                 status=Status.QUEUED,
-                run_after=run_after,
+                run_after=now + datetime.timedelta(seconds=delay),
                 error=summary,
                 attempt_log=log,
                 **RELEASED,
@@ -314,10 +363,10 @@ class Task(models.Model):
                 finished_at=now,
                 error=summary,
                 attempt_log=log,
-                **RELEASED,
+                **self._finished(now),
             )
-            if moved:
-                FailedTask.objects.using(queue_db()).create(
+            if moved and dead_letter:
+                self.dead_letter = FailedTask.objects.using(queue_db()).create(
                     task_id=self.id,
                     name=self.name,
                     func=self.func,
@@ -329,11 +378,16 @@ class Task(models.Model):
                     keep_result=self.keep_result,
                     group=self.group,
                     hook=self.hook,
+                    unique_key=self.unique_key,
+                    chain=self.chain,
                     attempts=self.attempts,
                     error=summary,
+                    exception_class=entry["exception_class"],
                     traceback=entry["traceback"],
+                    worker_id=worker_id,
                     attempt_log=log,
                     enqueued_at=self.enqueued_at,
+                    started_at=self.started_at,
                     failed_at=now,
                 )
         return moved
@@ -383,6 +437,11 @@ class Task(models.Model):
             attempt_log=[*self.attempt_log, self._attempt_entry(worker_id, now, exc)],
             **RELEASED,
         )
+
+    def _finished(self, now: datetime.datetime) -> dict[str, Any]:
+        """The fields that end a claim for good, releasing the unique key unless unique_until is still ahead."""
+        keeps_key = self.unique_until is not None and self.unique_until > now
+        return {**RELEASED, "unique_hold": self.unique_hold if keeps_key else None}
 
     def _update_held(
         self,

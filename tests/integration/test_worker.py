@@ -183,41 +183,64 @@ def test_a_raising_signal_receiver_does_not_change_the_outcome(worker):
     assert fetch(task_id).status == Status.SUCCEEDED
 
 
+LIFE_SIGNALS = (
+    signals.task_enqueuing,
+    signals.task_enqueued,
+    signals.task_started,
+    signals.task_finished,
+    signals.task_failed,
+    signals.task_retrying,
+    signals.task_dead_lettered,
+)
+
+
 def test_signals_are_sent_in_order(worker):
     seen = []
 
     def remember(signal, **kwargs):
-        seen.append((signal, kwargs["task"].status))
+        extra = kwargs.get("failed_task") or kwargs.get("run_after")
+        seen.append((signal, kwargs["task"].status, type(extra).__name__))
 
-    for signal in (
-        signals.task_enqueued,
-        signals.task_started,
-        signals.task_finished,
-        signals.task_failed,
-    ):
+    for signal in LIFE_SIGNALS:
         signal.connect(remember)
     try:
         async_task(tasks.add, 1, 2)
         worker.run_once()
-        async_task(tasks.fail, max_attempts=1)
-        worker.run_once()
+        async_task(tasks.fail, max_attempts=2)
+        drain(worker)
     finally:
-        for signal in (
-            signals.task_enqueued,
-            signals.task_started,
-            signals.task_finished,
-            signals.task_failed,
-        ):
+        for signal in LIFE_SIGNALS:
             signal.disconnect(remember)
     assert seen == [
-        (signals.task_enqueued, Status.QUEUED),
-        (signals.task_started, Status.RUNNING),
-        (signals.task_finished, Status.SUCCEEDED),
-        (signals.task_enqueued, Status.QUEUED),
-        (signals.task_started, Status.RUNNING),
-        (signals.task_failed, Status.FAILED),
-        (signals.task_finished, Status.FAILED),
+        (signals.task_enqueuing, Status.QUEUED, "NoneType"),
+        (signals.task_enqueued, Status.QUEUED, "NoneType"),
+        (signals.task_started, Status.RUNNING, "NoneType"),
+        (signals.task_finished, Status.SUCCEEDED, "NoneType"),
+        (signals.task_enqueuing, Status.QUEUED, "NoneType"),
+        (signals.task_enqueued, Status.QUEUED, "NoneType"),
+        (signals.task_started, Status.RUNNING, "NoneType"),
+        (signals.task_failed, Status.QUEUED, "NoneType"),
+        (signals.task_retrying, Status.QUEUED, "datetime"),
+        (signals.task_finished, Status.QUEUED, "NoneType"),
+        (signals.task_started, Status.RUNNING, "NoneType"),
+        (signals.task_failed, Status.FAILED, "NoneType"),
+        (signals.task_dead_lettered, Status.FAILED, "FailedTask"),
+        (signals.task_finished, Status.FAILED, "NoneType"),
     ]
+    assert not Task.objects.filter(unique_hold__isnull=False).exists()
+
+
+def test_a_raising_receiver_before_enqueue_still_enqueues(worker):
+    def explode(**kwargs):
+        raise RuntimeError("receiver bug")
+
+    signals.task_enqueuing.connect(explode)
+    try:
+        task_id = async_task(tasks.add, 1, 2)
+    finally:
+        signals.task_enqueuing.disconnect(explode)
+    worker.run_once()
+    assert fetch(task_id).result == 3
 
 
 def test_an_outcome_is_not_stored_by_a_worker_that_lost_its_lease():
