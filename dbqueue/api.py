@@ -8,6 +8,7 @@ instead when the task itself has a parameter with a reserved name.
 from __future__ import annotations
 
 import datetime
+import functools
 import numbers
 import time
 import uuid
@@ -15,10 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from dbqueue import claiming, models, registry, serialization, signals
+from dbqueue import claiming, models, registry, serialization, signals, uniqueness
 from dbqueue.conf import settings
 
 RESERVED_OPTIONS = frozenset(
@@ -35,6 +37,9 @@ RESERVED_OPTIONS = frozenset(
         "expires",
         "max_attempts",
         "unique_key",
+        "unique_for",
+        "on_conflict",
+        "on_commit",
         "sync",
         "on_orphan",
     }
@@ -50,7 +55,8 @@ def async_task(func: str | Callable[..., Any], *args: Any, **kwargs: Any) -> str
     listed in DBQUEUE_TASKS. Options (``queue``, ``priority``, ``countdown``,
     ``eta``, ``expires``, ``max_attempts``, ``timeout``, ``group``, ``hook``,
     ``save``, ``task_name``, ``unique_key``, ``sync``) are read from the keyword
-    arguments, or only from ``q_options`` when that is given.
+    arguments, or only from ``q_options`` when that is given. See enqueue()
+    for ``unique_key``, ``unique_for``, ``on_conflict`` and ``on_commit``.
 
     The row is inserted on the caller's connection: inside ``transaction.atomic()``
     it is committed or rolled back with the caller's own writes.
@@ -83,6 +89,44 @@ def enqueue(
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
     *,
+    sync: bool | None = None,
+    on_conflict: str | None = None,
+    on_commit: bool = False,
+    **options: Any,
+) -> models.Task:
+    """Validate a call, store it as a Task row and return the row.
+
+    The same as async_task() with the options as real keyword arguments (see
+    build_task() for them), plus `serializer` ("pickle" or "json") to override
+    DBQUEUE_SERIALIZER for this call.
+
+    With a `unique_key`, `on_conflict` says what happens when another task
+    holding that key is queued or running: "ignore" (the default) returns
+    that task instead, "replace" cancels it if it is still queued and stores
+    this one, and "raise" raises DuplicateTask. See insert().
+
+    `on_commit=True` stores the row only once the queue database's current
+    transaction commits (at once outside one), and returns the unsaved task,
+    whose id is already final. Errors at that point are logged, not raised:
+    the caller's transaction has committed by then.
+    """
+    task = build_task(func, args, kwargs, **options)
+    policy = uniqueness.conflict_policy(on_conflict)
+    if on_commit:
+        transaction.on_commit(
+            functools.partial(_insert_and_run, task, policy, sync),
+            using=models.queue_db(),
+            robust=True,
+        )
+        return task
+    return _insert_and_run(task, policy, sync)
+
+
+def build_task(
+    func: str | Callable[..., Any],
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    *,
     task_name: str | None = None,
     group: str | None = None,
     hook: str | Callable[..., Any] | None = None,
@@ -95,16 +139,15 @@ def enqueue(
     expires: float | datetime.datetime | None = None,
     max_attempts: int | None = None,
     unique_key: str | None = None,
-    sync: bool | None = None,
+    unique_for: float | datetime.timedelta | None = None,
     serializer: str | None = None,
     on_orphan: str | None = None,
 ) -> models.Task:
-    """Validate a call, store it as a Task row and return the row.
+    """Validate a call and return it as an unsaved Task, its payload serialised.
 
-    The same as async_task() with the options as real keyword arguments, plus
-    `serializer` ("pickle" or "json") to override DBQUEUE_SERIALIZER (or the
-    registered task's own serializer) for this call; the task's result is
-    stored the same way.
+    Every check of enqueue happens here, so a caller that stores many tasks
+    (bulk enqueue, a chain) knows before it writes anything that all of them
+    are valid. The registered task's defaults fill in what the call leaves out.
     """
     kwargs = dict(kwargs or {})
     registered = registry.resolve(func)
@@ -122,6 +165,7 @@ def enqueue(
     opts = {**registered.defaults, **{k: v for k, v in given.items() if v is not None}}
     now = timezone.now()
     hook_path = _hook_path(opts.get("hook"))
+    key, held_until = uniqueness.validate(unique_key, unique_for, now)
     task = models.Task(
         name=_text(opts.get("task_name", registered.path), "task_name", 255),
         func=registered.path,
@@ -137,9 +181,9 @@ def enqueue(
         on_orphan=_on_orphan(opts.get("on_orphan", models.OnOrphan.RETRY)),
         group=_text(opts.get("group") or "", "group", 255),
         hook=hook_path,
-        unique_key=_text(unique_key, "unique_key", 255)
-        if unique_key is not None
-        else None,
+        unique_key=key,
+        unique_hold=key,
+        unique_until=held_until,
         enqueued_at=now,
     )
     task.payload = serialization.dumps_payload(
@@ -150,16 +194,49 @@ def enqueue(
         hook=hook_path,
         serializer=serializer or registered.serializer,
     )
+    return task
+
+
+def insert(task: models.Task, *, on_conflict: str | None = None) -> models.Task:
+    """Store a task built by build_task() (or copied from a dead-letter entry).
+
+    Return the task now holding its unique key: this one, or with
+    on_conflict="ignore" (or "replace" of a task already running) the one
+    that held it first. Sends task_enqueuing and, if this task was stored,
+    task_enqueued, and wakes idle workers.
+    """
+    policy = uniqueness.conflict_policy(on_conflict)
     signals.send(signals.task_enqueuing, sender=models.Task, task=task)
-    task.save(using=models.queue_db(), force_insert=True)
-    if task.run_after <= now:
+    stored = uniqueness.insert(task, policy)
+    if stored is not task:
+        return stored
+    if task.run_after <= timezone.now():
         claiming.notify(task.queue)
     signals.send(signals.task_enqueued, sender=models.Task, task=task)
-    if sync if sync is not None else settings.SYNC:
+    return task
+
+
+def cancel(task_id: str | uuid.UUID) -> bool:
+    """Withdraw a task that is still queued; return whether it was.
+
+    A task a worker has claimed is running and is left to finish. A
+    cancelled task releases its unique key (unless its unique_for period
+    is still running).
+    """
+    try:
+        pk = uuid.UUID(str(task_id))
+    except ValueError:
+        return False
+    return models.Task.objects.using(models.queue_db()).filter(pk=pk).cancel() == 1
+
+
+def _insert_and_run(task: models.Task, policy: str, sync: bool | None) -> models.Task:
+    stored = insert(task, on_conflict=policy)
+    if stored is task and (sync if sync is not None else settings.SYNC):
         from dbqueue.cluster import worker
 
         worker.run_inline(task)
-    return task
+    return stored
 
 
 def fetch(task_id: str | uuid.UUID, wait: int = 0) -> models.Task | None:

@@ -8,6 +8,7 @@ The hierarchy::
     │   └── PayloadTooLarge (also ValueError)  serialised arguments over DBQUEUE_MAX_PAYLOAD_SIZE
     ├── PayloadError                           a stored payload that cannot be read back
     │   └── PayloadSignatureError              ...because its signature does not verify
+    ├── DuplicateTask                          a unique_key another active task holds
     ├── TaskTimeout                            a task that ran past its timeout
     ├── WorkerLost                             the process running a task died
     └── ShutdownInterrupted                    a shutdown cut a running task short
@@ -21,6 +22,8 @@ happens in a worker, which moves the task to the dead-letter queue.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -47,6 +50,18 @@ class PayloadError(DbqueueError):
 
 class PayloadSignatureError(PayloadError):
     """A stored payload's signature does not match SECRET_KEY: it was altered or forged."""
+
+
+class DuplicateTask(DbqueueError):
+    """Another queued or running task holds this unique_key (on_conflict="raise")."""
+
+    def __init__(self, unique_key: str, existing_id: Any) -> None:
+        self.unique_key = unique_key
+        self.existing_id = existing_id
+        super().__init__(
+            f"Task {existing_id} already holds unique_key={unique_key!r}; "
+            'pass on_conflict="ignore" to get that task back instead.'
+        )
 
 
 class TaskTimeout(DbqueueError):

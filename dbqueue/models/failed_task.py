@@ -22,6 +22,7 @@ class FailedTask(models.Model):
     max_attempts = models.PositiveIntegerField(default=1)
     timeout = models.FloatField(null=True, blank=True)
     keep_result = models.BooleanField(default=True)
+    on_orphan = models.CharField(max_length=8, default="RETRY")
     group = models.CharField(max_length=255, blank=True, default="")
     hook = models.CharField(max_length=255, blank=True, default="")
     unique_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 - as Task.unique_key

@@ -376,6 +376,7 @@ class Task(models.Model):
                     max_attempts=self.max_attempts,
                     timeout=self.timeout,
                     keep_result=self.keep_result,
+                    on_orphan=self.on_orphan,
                     group=self.group,
                     hook=self.hook,
                     unique_key=self.unique_key,
