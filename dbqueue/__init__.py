@@ -10,25 +10,45 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dbqueue.api import async_task, fetch, result
+    from dbqueue.api import (
+        aasync_task,
+        aenqueue,
+        afetch,
+        aresult,
+        async_task,
+        cancel,
+        enqueue,
+        fetch,
+        result,
+    )
     from dbqueue.exceptions import (
         DbqueueError,
+        DuplicateTask,
         PayloadError,
         PayloadTooLarge,
         SerializationError,
         TaskNotFound,
     )
     from dbqueue.registry import TaskFunction, task
+    from dbqueue.retries import Retry
     from dbqueue.schedules import schedule
 
 __all__ = [
     "DbqueueError",
+    "DuplicateTask",
     "PayloadError",
     "PayloadTooLarge",
+    "Retry",
     "SerializationError",
     "TaskFunction",
     "TaskNotFound",
+    "aasync_task",
+    "aenqueue",
+    "afetch",
+    "aresult",
     "async_task",
+    "cancel",
+    "enqueue",
     "fetch",
     "result",
     "schedule",
@@ -37,12 +57,20 @@ __all__ = [
 
 _HOMES = {
     "async_task": "dbqueue.api",
+    "aasync_task": "dbqueue.api",
+    "aenqueue": "dbqueue.api",
+    "afetch": "dbqueue.api",
+    "aresult": "dbqueue.api",
+    "cancel": "dbqueue.api",
+    "enqueue": "dbqueue.api",
     "fetch": "dbqueue.api",
     "result": "dbqueue.api",
     "task": "dbqueue.registry",
     "schedule": "dbqueue.schedules",
     "TaskFunction": "dbqueue.registry",
+    "Retry": "dbqueue.retries",
     "DbqueueError": "dbqueue.exceptions",
+    "DuplicateTask": "dbqueue.exceptions",
     "PayloadError": "dbqueue.exceptions",
     "PayloadTooLarge": "dbqueue.exceptions",
     "SerializationError": "dbqueue.exceptions",

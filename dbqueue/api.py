@@ -7,6 +7,7 @@ instead when the task itself has a parameter with a reserved name.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import functools
 import numbers
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
 from django.db import transaction
 from django.utils import timezone
@@ -276,6 +278,50 @@ def result(task_id: str | uuid.UUID, wait: int = 0) -> Any:
     fetch() to tell those apart from a task that returned None.
     """
     task = fetch(task_id, wait=wait)
+    return task.result if task is not None else None
+
+
+async def aasync_task(func: str | Callable[..., Any], *args: Any, **kwargs: Any) -> str:
+    """async_task() for async views: the insert runs in Django's sync thread.
+
+    It is the same thread Django gives every sync_to_async call of a request,
+    so ``transaction.atomic`` wrapped around both with sync_to_async behaves
+    as in a sync view.
+    """
+    return await sync_to_async(async_task)(func, *args, **kwargs)
+
+
+async def aenqueue(
+    func: str | Callable[..., Any],
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> models.Task:
+    """enqueue() for async code."""
+    return await sync_to_async(enqueue)(func, args, kwargs, **options)
+
+
+async def afetch(task_id: str | uuid.UUID, wait: int = 0) -> models.Task | None:
+    """fetch() for async code; waiting does not block the event loop."""
+    deadline = None if wait < 0 else time.monotonic() + wait / 1000
+    delay = POLL_START
+    while True:
+        task = await sync_to_async(fetch)(task_id)
+        if task is None or task.is_finished or wait == 0:
+            return task
+        if deadline is not None and time.monotonic() >= deadline:
+            return task
+        await asyncio.sleep(
+            delay
+            if deadline is None
+            else max(0.0, min(delay, deadline - time.monotonic()))
+        )
+        delay = min(delay * 2, POLL_MAX)
+
+
+async def aresult(task_id: str | uuid.UUID, wait: int = 0) -> Any:
+    """result() for async code."""
+    task = await afetch(task_id, wait=wait)
     return task.result if task is not None else None
 
 

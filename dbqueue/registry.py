@@ -17,9 +17,10 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
+from asgiref.sync import async_to_sync
 from django.utils.module_loading import autodiscover_modules, import_string
 
-from dbqueue import exceptions
+from dbqueue import exceptions, retries
 from dbqueue.conf import settings
 
 if TYPE_CHECKING:
@@ -53,8 +54,20 @@ class TaskFunction:
         save: bool | None = None,
         hook: str | Callable[..., Any] | None = None,
         on_orphan: str | None = None,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        discard_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        backoff: float | retries.Backoff | None = None,
+        backoff_max: float | None = None,
+        jitter: bool = True,
     ) -> None:
         self.func = func
+        self.retry_policy = retries.RetryPolicy.build(
+            retry_on=retry_on,
+            discard_on=discard_on,
+            backoff=backoff,
+            backoff_max=backoff_max,
+            jitter=jitter,
+        )
         self.path = callable_path(func)
         self.defaults: dict[str, Any] = {
             key: value
@@ -81,7 +94,13 @@ class TaskFunction:
     def run(
         self, task: models.Task, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        """Call the function for a claimed task row; subclasses may pass more (a context)."""
+        """Call the function for a claimed task row; subclasses may pass more (a context).
+
+        An ``async def`` task runs to completion on an event loop of its own,
+        as Django's own Tasks do, so the worker stays a plain process.
+        """
+        if inspect.iscoroutinefunction(self.func):
+            return async_to_sync(self.func)(*args, **kwargs)
         return self.func(*args, **kwargs)
 
     def enqueue(self, *args: Any, **kwargs: Any) -> str:
@@ -104,6 +123,11 @@ def task(
     save: bool | None = ...,
     hook: str | Callable[..., Any] | None = ...,
     on_orphan: str | None = ...,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = ...,
+    discard_on: type[BaseException] | tuple[type[BaseException], ...] | None = ...,
+    backoff: float | retries.Backoff | None = ...,
+    backoff_max: float | None = ...,
+    jitter: bool = ...,
 ) -> Callable[[Callable[..., Any]], TaskFunction]: ...
 def task(
     func: Callable[..., Any] | None = None, /, **defaults: Any
@@ -111,6 +135,9 @@ def task(
     """Register a module-level function as a task, with optional enqueue defaults.
 
     Use bare (``@task``) or with options (``@task(queue="emails", max_attempts=5)``).
+    The enqueue defaults are those of async_task(); the retry options
+    (`retry_on`, `discard_on`, `backoff`, `backoff_max`, `jitter`) are the
+    worker's, see :class:`dbqueue.retries.RetryPolicy`.
     Raise TypeError if the function is not defined at module level, since a
     worker must be able to import it by its dotted path.
     """

@@ -24,7 +24,15 @@ from django.db import DatabaseError
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from dbqueue import claiming, exceptions, models, registry, serialization, signals
+from dbqueue import (
+    claiming,
+    exceptions,
+    models,
+    registry,
+    retries,
+    serialization,
+    signals,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +52,8 @@ class Outcome:
     # Claimed after its expires_at, so not run at all.
     expired: bool = False
     duration: float = 0.0
+    # The registered task's rules for a failure (the defaults until resolved).
+    policy: retries.RetryPolicy = retries.DEFAULT_POLICY
 
 
 def execute(task: models.Task, *, soft_timeout: float | None = None) -> Outcome:
@@ -77,6 +87,7 @@ def execute(task: models.Task, *, soft_timeout: float | None = None) -> Outcome:
         )
         return Outcome(task, succeeded=False, exception=broken)
     signals.send(signals.task_started, sender=models.Task, task=task)
+    policy = func.retry_policy
     started = time.monotonic()
     try:
         with _alarm(soft_timeout):
@@ -93,9 +104,14 @@ def execute(task: models.Task, *, soft_timeout: float | None = None) -> Outcome:
             exception=exc,
             retryable=getattr(exc, "dbqueue_retryable", True) is not False,
             duration=time.monotonic() - started,
+            policy=policy,
         )
     return Outcome(
-        task, succeeded=True, value=value, duration=time.monotonic() - started
+        task,
+        succeeded=True,
+        value=value,
+        duration=time.monotonic() - started,
+        policy=policy,
     )
 
 
@@ -141,7 +157,18 @@ def _store(outcome: Outcome, worker_id: str) -> bool:
         error = outcome.exception or RuntimeError(
             "The task failed without an exception."
         )
-        stored = task.mark_failed(worker_id, error, retry=outcome.retryable)
+        decision = (
+            outcome.policy.decide(task.attempts, error)
+            if outcome.retryable
+            else retries.DEAD_LETTER
+        )
+        stored = task.mark_failed(
+            worker_id,
+            error,
+            retry=decision.retry,
+            delay=decision.delay,
+            dead_letter=not decision.discard,
+        )
     return stored
 
 

@@ -355,6 +355,8 @@ class Task(models.Model):
                 attempt_log=log,
                 **RELEASED,
             )
+        if not dead_letter:
+            summary = f"Discarded: {summary}"
         with transaction.atomic(using=queue_db()):
             moved = self._update_held(
                 worker_id,
