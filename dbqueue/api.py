@@ -18,7 +18,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -93,7 +93,7 @@ def enqueue(
     *,
     sync: bool | None = None,
     on_conflict: str | None = None,
-    on_commit: bool = False,
+    on_commit: bool | str = False,
     **options: Any,
 ) -> models.Task:
     """Validate a call, store it as a Task row and return the row.
@@ -107,17 +107,20 @@ def enqueue(
     that task instead, "replace" cancels it if it is still queued and stores
     this one, and "raise" raises DuplicateTask. See insert().
 
-    `on_commit=True` stores the row only once the queue database's current
-    transaction commits (at once outside one), and returns the unsaved task,
-    whose id is already final. Errors at that point are logged, not raised:
-    the caller's transaction has committed by then.
+    `on_commit=True` stores the row only once the current transaction on
+    the "default" database commits (at once outside one; give an alias
+    instead of True for another database), and returns the unsaved task,
+    whose id is already final. That is how a task stays in step with the
+    business data when the queue tables live in a database of their own.
+    Errors at that point are logged, not raised: the caller's transaction
+    has committed by then.
     """
     task = build_task(func, args, kwargs, **options)
     policy = uniqueness.conflict_policy(on_conflict)
     if on_commit:
         transaction.on_commit(
             functools.partial(_insert_and_run, task, policy, sync),
-            using=models.queue_db(),
+            using=_alias(on_commit),
             robust=True,
         )
         return task
@@ -323,6 +326,16 @@ async def aresult(task_id: str | uuid.UUID, wait: int = 0) -> Any:
     """result() for async code."""
     task = await afetch(task_id, wait=wait)
     return task.result if task is not None else None
+
+
+def _alias(on_commit: bool | str) -> str:
+    if on_commit is True:
+        return DEFAULT_DB_ALIAS
+    if isinstance(on_commit, str) and on_commit in connections:
+        return on_commit
+    raise ValueError(
+        f"on_commit must be True, False or a database alias in DATABASES, got {on_commit!r}."
+    )
 
 
 def _hook_path(hook: str | Callable[..., Any] | None) -> str:

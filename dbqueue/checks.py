@@ -14,10 +14,12 @@ from typing import Any
 
 from django.conf import settings as django_settings
 from django.core import checks
-from django.db import DatabaseError, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
 from dbqueue import claiming, exceptions, serialization
 from dbqueue.conf import PREFIX, settings
+
+ROUTER = "dbqueue.routers.QueueRouter"
 
 
 @checks.register()
@@ -35,6 +37,15 @@ def check_database_alias(**kwargs: Any) -> list[checks.CheckMessage]:
         claiming.engine(connections[alias])
     except exceptions.UnsupportedDatabase as exc:
         return [checks.Error(str(exc), id="dbqueue.E003")]
+    if alias != DEFAULT_DB_ALIAS and ROUTER not in django_settings.DATABASE_ROUTERS:
+        return [
+            checks.Warning(
+                f"DBQUEUE_DATABASE is {alias!r} but {ROUTER} is not in DATABASE_ROUTERS.",
+                hint="Without it, migrate creates the queue tables in every database "
+                "and the admin reads Task from 'default'.",
+                id="dbqueue.W005",
+            )
+        ]
     return []
 
 

@@ -72,6 +72,16 @@ if os.environ.get("DBQUEUE_TEST_DATABASE_NAME"):
     DATABASES["default"]["NAME"] = os.environ["DBQUEUE_TEST_DATABASE_NAME"]
 if DATABASES["default"]["ENGINE"].endswith("mysql"):
     DATABASES["default"].setdefault("OPTIONS", {})["charset"] = "utf8mb4"
+# A second database on the same server, for the tests of a separate queue
+# database (DBQUEUE_DATABASE="queue"); only tests that ask for it create it.
+DATABASES["queue"] = {
+    **DATABASES["default"],
+    "TEST": {
+        "NAME": str(SQLITE_DIR / f"test_dbqueue_queue_{os.getpid()}.sqlite3")
+        if DATABASES["default"]["ENGINE"].endswith("sqlite3")
+        else f"test_dbqueue_queue_{os.getpid()}"
+    },
+}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

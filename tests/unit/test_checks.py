@@ -25,12 +25,24 @@ def test_default_configuration_passes():
 
 
 def test_unknown_database_alias_is_e001():
-    with override_settings(DBQUEUE_DATABASE="queue"):
+    with override_settings(DBQUEUE_DATABASE="elsewhere"):
         [error] = dbqueue_checks.check_database_alias()
     assert error.id == "dbqueue.E001"
     assert (
-        error.msg == "Database alias 'queue' in DBQUEUE_DATABASE is not in DATABASES."
+        error.msg
+        == "Database alias 'elsewhere' in DBQUEUE_DATABASE is not in DATABASES."
     )
+
+
+def test_a_separate_queue_database_without_the_router_is_w005():
+    with override_settings(DBQUEUE_DATABASE="queue"):
+        [warning] = dbqueue_checks.check_database_alias()
+    assert warning.id == "dbqueue.W005"
+    assert "dbqueue.routers.QueueRouter is not in DATABASE_ROUTERS" in warning.msg
+    with override_settings(
+        DBQUEUE_DATABASE="queue", DATABASE_ROUTERS=["dbqueue.routers.QueueRouter"]
+    ):
+        assert dbqueue_checks.check_database_alias() == []
 
 
 @pytest.mark.parametrize(
