@@ -69,3 +69,11 @@ async def async_add(a, b):
 async def async_fail():
     await asyncio.sleep(0)
     raise ValueError("async boom")
+
+
+def status_hook(task):
+    Execution.objects.create(label=f"hook:{task.status}:{task.attempts}")
+
+
+def raising_hook(task):
+    raise RuntimeError("hook bug")
