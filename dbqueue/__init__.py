@@ -21,7 +21,10 @@ if TYPE_CHECKING:
         fetch,
         result,
     )
+    from dbqueue.bulk import enqueue_many
+    from dbqueue.chains import Chain, async_chain
     from dbqueue.exceptions import (
+        AlreadyReplayed,
         DbqueueError,
         DuplicateTask,
         PayloadError,
@@ -29,11 +32,22 @@ if TYPE_CHECKING:
         SerializationError,
         TaskNotFound,
     )
+    from dbqueue.groups import (
+        async_iter,
+        cancel_group,
+        count_group,
+        delete_group,
+        fetch_group,
+        result_group,
+    )
     from dbqueue.registry import TaskFunction, task
+    from dbqueue.replays import replay, replay_many
     from dbqueue.retries import Retry
     from dbqueue.schedules import schedule
 
 __all__ = [
+    "AlreadyReplayed",
+    "Chain",
     "DbqueueError",
     "DuplicateTask",
     "PayloadError",
@@ -46,16 +60,35 @@ __all__ = [
     "aenqueue",
     "afetch",
     "aresult",
+    "async_chain",
+    "async_iter",
     "async_task",
     "cancel",
+    "cancel_group",
+    "count_group",
+    "delete_group",
     "enqueue",
+    "enqueue_many",
     "fetch",
+    "fetch_group",
+    "replay",
+    "replay_many",
     "result",
+    "result_group",
     "schedule",
     "task",
 ]
 
 _HOMES = {
+    "async_chain": "dbqueue.chains",
+    "Chain": "dbqueue.chains",
+    "async_iter": "dbqueue.groups",
+    "cancel_group": "dbqueue.groups",
+    "count_group": "dbqueue.groups",
+    "delete_group": "dbqueue.groups",
+    "fetch_group": "dbqueue.groups",
+    "result_group": "dbqueue.groups",
+    "enqueue_many": "dbqueue.bulk",
     "async_task": "dbqueue.api",
     "aasync_task": "dbqueue.api",
     "aenqueue": "dbqueue.api",
@@ -66,6 +99,9 @@ _HOMES = {
     "fetch": "dbqueue.api",
     "result": "dbqueue.api",
     "task": "dbqueue.registry",
+    "replay": "dbqueue.replays",
+    "replay_many": "dbqueue.replays",
+    "AlreadyReplayed": "dbqueue.exceptions",
     "schedule": "dbqueue.schedules",
     "TaskFunction": "dbqueue.registry",
     "Retry": "dbqueue.retries",

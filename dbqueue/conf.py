@@ -59,8 +59,8 @@ class Settings:
     SHUTDOWN_GRACE: float = 30.0  # seconds running tasks get to finish after SIGTERM
     # Finished tasks are deleted this long after they finish (None: kept
     # forever): succeeded ones, and failed or cancelled ones. Dead-letter
-    # entries (FailedTask) are kept until replayed or deleted, unless
-    # RETAIN_DEAD_LETTERS is set.
+    # entries (FailedTask), replayed or not, are kept until an operator
+    # deletes them, unless RETAIN_DEAD_LETTERS is set.
     RETAIN_SUCCEEDED: float | None = 7 * 24 * 3600.0  # seconds (7 days)
     RETAIN_FAILED: float | None = 30 * 24 * 3600.0  # seconds (30 days)
     RETAIN_DEAD_LETTERS: float | None = None  # seconds; None keeps them

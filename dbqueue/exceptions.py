@@ -9,6 +9,7 @@ The hierarchy::
     ├── PayloadError                           a stored payload that cannot be read back
     │   └── PayloadSignatureError              ...because its signature does not verify
     ├── DuplicateTask                          a unique_key another active task holds
+    ├── AlreadyReplayed                        a dead-letter entry replayed before
     ├── TaskTimeout                            a task that ran past its timeout
     ├── WorkerLost                             the process running a task died
     └── ShutdownInterrupted                    a shutdown cut a running task short
@@ -61,6 +62,20 @@ class DuplicateTask(DbqueueError):
         super().__init__(
             f"Task {existing_id} already holds unique_key={unique_key!r}; "
             'pass on_conflict="ignore" to get that task back instead.'
+        )
+
+
+class AlreadyReplayed(DbqueueError):
+    """The dead-letter entry was replayed before; pass again=True to replay it once more."""
+
+    def __init__(self, failed: Any) -> None:
+        self.failed_id = failed.id
+        self.replayed_as = failed.replayed_as
+        when = failed.replayed_at.isoformat() if failed.replayed_at else "before"
+        super().__init__(
+            f"Failed task {failed.id} was already replayed {failed.replay_count} "
+            f"time(s), last at {when} as task {failed.replayed_as}; pass again=True "
+            "(qreplay --again) to replay it once more."
         )
 
 

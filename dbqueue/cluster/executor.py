@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from dbqueue import (
+    chains,
     claiming,
     exceptions,
     models,
@@ -147,7 +148,13 @@ def _store(outcome: Outcome, worker_id: str) -> bool:
         stored = task.mark_expired(worker_id)
     elif outcome.succeeded:
         try:
-            stored = task.mark_succeeded(worker_id, outcome.value)
+            # A chain link's success and the insert of its next link share one
+            # transaction (chains.succeed); other tasks need no transaction.
+            stored = (
+                chains.succeed(task, worker_id, outcome.value)
+                if task.chain
+                else task.mark_succeeded(worker_id, outcome.value)
+            )
         except exceptions.SerializationError as exc:
             # Running the task again would repeat its side effects for a value
             # that still could not be stored.

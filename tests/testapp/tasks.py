@@ -115,3 +115,34 @@ def segfault():
 @task
 def pid():
     return os.getpid()
+
+
+@task
+def fails_while_blocked(label):
+    """Fail while a 'blocked:<label>' ledger row exists; then record a run (dead-letter replay tests)."""
+    if Execution.objects.filter(label=f"blocked:{label}").exists():
+        raise ValueError(f"{label} is blocked")
+    Execution.objects.create(label=str(label), pid=os.getpid())
+    return label
+
+
+@task
+def square(x):
+    return x * x
+
+
+@task
+def big_text(size):
+    """Return a string of `size` characters (a result too big to pass on as an argument)."""
+    return "x" * size
+
+
+@task
+def fail_first_attempt(label):
+    """Fail on the first attempt for `label`, succeed (and record a run) on the next."""
+    marker = f"attempted:{label}"
+    if not Execution.objects.filter(label=marker).exists():
+        Execution.objects.create(label=marker, pid=os.getpid())
+        raise ValueError(f"{label}: first attempt fails")
+    Execution.objects.create(label=str(label), pid=os.getpid())
+    return label

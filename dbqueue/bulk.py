@@ -1,0 +1,182 @@
+"""Bulk enqueue: many calls validated first, then stored with one INSERT.
+
+A call is written as Django-Q writes the links of a chain:
+
+- ``func``: a registered function (or its dotted path), called without arguments;
+- ``(func,)``, ``(func, args)`` or ``(func, args, kwargs)``, where `args` is a
+  tuple or list and `kwargs` a dict.
+
+As in async_task(), option names among the kwargs (``queue``, ``priority``,
+``countdown``, ``hook``, …) are options, not arguments, and ``q_options={...}``
+carries them instead when the function has a parameter of that name. A call's
+own options override the ones given to enqueue_many() for every call.
+
+Unique tasks cannot be bulk-enqueued: a unique key is enforced by an INSERT
+that may fail and then applies an on_conflict policy, one row at a time, and
+one conflict would abort the whole multi-row INSERT. Use async_task() for them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
+
+from django.utils import timezone
+
+from dbqueue import api, claiming, models, signals
+from dbqueue.conf import settings
+
+Call = str | Callable[..., Any] | tuple[Any, ...]
+# Rows per INSERT statement: large batches are split so that no statement
+# outgrows MySQL's max_allowed_packet; the statements share one transaction.
+INSERT_ROWS = 1000
+# Options that make no sense for one row of a multi-row INSERT.
+REFUSED_OPTIONS = ("unique_key", "unique_for", "on_conflict", "on_commit", "sync")
+
+
+@dataclasses.dataclass
+class ParsedCall:
+    """One call taken apart: what to run, its arguments and its own options."""
+
+    func: str | Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    options: dict[str, Any]
+
+
+def enqueue_many(
+    calls: Iterable[Call], *, sync: bool | None = None, **options: Any
+) -> list[models.Task]:
+    """Validate every call, then store them all at once and return the tasks.
+
+    `options` are async_task()'s options (and enqueue()'s `serializer`), applied
+    to every call; see the module docstring for the format of `calls`. The rows
+    are written with one multi-row INSERT per INSERT_ROWS calls (fewer where
+    the vendor limits the parameters of one statement, as SQLite does) on the
+    queue database, all or none, inside the caller's transaction if there is
+    one. task_enqueuing and task_enqueued are sent for each task, and idle
+    workers are woken once per queue.
+
+    Raise ValueError for `unique_key` (use async_task() for unique tasks), and
+    what async_task() raises for a bad call, with a note naming the call.
+    Nothing is written when an error is raised.
+    """
+    refuse(options, "enqueue_many()")
+    tasks = []
+    for number, call in enumerate(calls, start=1):
+        what = f"call {number} of enqueue_many()"
+        parsed = parse_call(call, what)
+        refuse(parsed.options, what)
+        tasks.append(build(parsed, {**options, **parsed.options}, what))
+    return insert_many(tasks, sync=sync)
+
+
+def insert_many(
+    tasks: list[models.Task], *, sync: bool | None = None
+) -> list[models.Task]:
+    """Store tasks built by api.build_task() with one INSERT and return them."""
+    if not tasks:
+        return tasks
+    # One enqueue time for the batch: with the ids (UUIDv7, increasing within
+    # a process) it keeps the order of `tasks` when a group is read back.
+    enqueued_at = tasks[0].enqueued_at
+    for task in tasks:
+        task.enqueued_at = enqueued_at
+        signals.send(signals.task_enqueuing, sender=models.Task, task=task)
+    models.Task.objects.using(models.queue_db()).bulk_create(
+        tasks, batch_size=INSERT_ROWS
+    )
+    now = timezone.now()
+    for queue in sorted({task.queue for task in tasks if task.run_after <= now}):
+        claiming.notify(queue)
+    for task in tasks:
+        signals.send(signals.task_enqueued, sender=models.Task, task=task)
+    if sync if sync is not None else settings.SYNC:
+        from dbqueue.cluster import worker
+
+        for task in tasks:
+            worker.run_inline(task)
+    return tasks
+
+
+def parse_call(call: Any, what: str, extra_options: Collection[str] = ()) -> ParsedCall:
+    """Take a call apart into function, arguments and options.
+
+    `what` names the call in error messages ("call 3 of enqueue_many()");
+    `extra_options` are option names beyond async_task()'s that the caller
+    takes out of the kwargs too (a chain's ``pass_result``).
+    """
+    if not isinstance(call, tuple):
+        call = (call,)
+    if not 1 <= len(call) <= 3:
+        raise TypeError(
+            f"{_cap(what)} has {len(call)} items; write it as func, (func, args) or "
+            "(func, args, kwargs)."
+        )
+    func = call[0]
+    args = call[1] if len(call) > 1 and call[1] is not None else ()
+    kwargs = call[2] if len(call) > 2 and call[2] is not None else {}
+    if isinstance(args, str | bytes) or not isinstance(args, tuple | list):
+        raise TypeError(
+            f"The arguments in {what} must be a tuple or a list, got "
+            f"{type(args).__name__} {args!r}; write (func, ({args!r},)) for a single argument."
+        )
+    if not isinstance(kwargs, Mapping):
+        raise TypeError(
+            f"The keyword arguments in {what} must be a dict, got {type(kwargs).__name__}."
+        )
+    kwargs, options = split_options(dict(kwargs), what, extra_options)
+    return ParsedCall(func, tuple(args), kwargs, options)
+
+
+def split_options(
+    kwargs: dict[str, Any], what: str, extra_options: Collection[str] = ()
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Separate options from a function's keyword arguments, as async_task() does."""
+    names = api.RESERVED_OPTIONS | set(extra_options)
+    q_options = kwargs.pop("q_options", None)
+    if q_options is None:
+        return kwargs, {name: kwargs.pop(name) for name in names & set(kwargs)}
+    if not isinstance(q_options, Mapping):
+        raise TypeError(
+            f"q_options in {what} must be a dict of options, got {type(q_options).__name__}."
+        )
+    unknown = sorted(set(q_options) - names)
+    if unknown:
+        raise TypeError(
+            f"Unknown q_options key(s) {', '.join(map(repr, unknown))} in {what}; "
+            f"the options are {', '.join(sorted(names))}."
+        )
+    return kwargs, dict(q_options)
+
+
+def refuse(options: Mapping[str, Any], what: str) -> None:
+    """Raise ValueError for an option that one row of a batch cannot honour."""
+    for name in REFUSED_OPTIONS:
+        if name in options:
+            raise ValueError(f"{name} is not accepted in {what}: {_WHY[name]}")
+
+
+_WHY = {
+    "unique_key": "a unique key is enforced one INSERT at a time, and one conflict "
+    "would abort the whole batch. Enqueue unique tasks with async_task().",
+    "unique_for": "it needs a unique_key, which only async_task() takes.",
+    "on_conflict": "it needs a unique_key, which only async_task() takes.",
+    "on_commit": "call it from transaction.on_commit() instead.",
+    "sync": "it applies to the whole batch; pass it to enqueue_many(), "
+    "async_chain() or async_iter() itself.",
+}
+
+
+def build(parsed: ParsedCall, options: dict[str, Any], what: str) -> models.Task:
+    """Validate one call with api.build_task(); an error gets a note naming the call."""
+    try:
+        return api.build_task(parsed.func, parsed.args, parsed.kwargs, **options)
+    except Exception as exc:
+        exc.add_note(f"In {what}.")
+        raise
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]

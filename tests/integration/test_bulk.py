@@ -1,0 +1,219 @@
+"""Bulk enqueue: every call validated first, then one multi-row INSERT."""
+
+import math
+
+import pytest
+from django.db import connections
+from django.dispatch import receiver
+from django.test.utils import CaptureQueriesContext
+
+from dbqueue import bulk, claiming, enqueue_many, models, result, signals
+from dbqueue.cluster.worker import Worker
+from dbqueue.exceptions import SerializationError, TaskNotFound
+from dbqueue.models import Status, Task
+from tests.testapp import tasks
+
+pytestmark = pytest.mark.django_db
+
+
+def inserts(queries):
+    return [q for q in queries if q["sql"].lstrip().upper().startswith("INSERT")]
+
+
+def expected_statements(count):
+    """Django splits a bulk INSERT only where the vendor limits a statement's parameters."""
+    connection = connections[models.queue_db()]
+    fields = Task._meta.concrete_fields
+    batch = connection.ops.bulk_batch_size(fields, [Task()] * count)
+    return math.ceil(count / min(batch, bulk.INSERT_ROWS))
+
+
+def test_a_hundred_calls_are_stored_with_as_few_inserts_as_the_vendor_allows():
+    connection = connections[models.queue_db()]
+    with CaptureQueriesContext(connection) as queries:
+        stored = enqueue_many([(tasks.add, (n, n)) for n in range(100)])
+    assert len(inserts(queries)) == expected_statements(100)
+    assert Task.objects.count() == len(stored) == 100
+
+
+@pytest.mark.vendor("postgresql", "mysql")
+def test_a_hundred_calls_are_one_insert_statement():
+    with CaptureQueriesContext(connections[models.queue_db()]) as queries:
+        enqueue_many([(tasks.add, (n, n)) for n in range(100)])
+    assert len(inserts(queries)) == 1
+
+
+def test_a_large_batch_is_split_into_statements_of_insert_rows(monkeypatch):
+    monkeypatch.setattr(bulk, "INSERT_ROWS", 10)
+    with CaptureQueriesContext(connections[models.queue_db()]) as queries:
+        enqueue_many([(tasks.add, (n, n)) for n in range(25)])
+    assert len(inserts(queries)) == expected_statements(25) == 3
+    assert Task.objects.count() == 25
+
+
+def test_tasks_keep_the_order_of_the_calls():
+    stored = enqueue_many([(tasks.square, (n,)) for n in range(30)], group="g")
+    assert len({task.enqueued_at for task in stored}) == 1
+    rows = Task.objects.filter(group="g").order_by("enqueued_at", "id")
+    assert [row.args for row in rows] == [(n,) for n in range(30)]
+    assert [row.id for row in rows] == [task.id for task in stored]
+
+
+def test_every_call_format_is_accepted():
+    stored = enqueue_many(
+        [
+            tasks.pid,
+            "tests.testapp.tasks.pid",
+            (tasks.pid,),
+            (tasks.square, [3]),
+            (tasks.echo, (1,), {"b": 2}),
+            (tasks.echo, None, {"queue": "q"}),
+            (tasks.echo, (), {"q_options": {"priority": 3}, "queue": "an argument"}),
+        ]
+    )
+    rows = {row.id: row for row in Task.objects.all()}
+    got = [
+        (rows[t.id].func.rpartition(".")[2], rows[t.id].args, rows[t.id].kwargs)
+        for t in stored
+    ]
+    assert got == [
+        ("pid", (), {}),
+        ("pid", (), {}),
+        ("pid", (), {}),
+        ("square", (3,), {}),
+        ("echo", (1,), {"b": 2}),
+        ("echo", (), {}),
+        ("echo", (), {"queue": "an argument"}),
+    ]
+    assert (rows[stored[5].id].queue, rows[stored[6].id].priority) == ("q", 3)
+
+
+def test_a_calls_own_options_override_the_shared_ones():
+    first, second = enqueue_many(
+        [(tasks.add, (1, 2)), (tasks.add, (3, 4), {"queue": "fast"})],
+        queue="slow",
+        priority=4,
+    )
+    assert (first.queue, first.priority, second.queue, second.priority) == (
+        "slow",
+        4,
+        "fast",
+        4,
+    )
+
+
+@pytest.mark.parametrize(
+    ("calls", "options", "error", "message"),
+    [
+        (
+            [(tasks.add, (1, 2))] * 56 + [("tests.testapp.tasks.nope",)],
+            {},
+            TaskNotFound,
+            "nope",
+        ),
+        (
+            [(tasks.add, (1, 2)), (tasks.echo, (lambda: 1,))],
+            {},
+            SerializationError,
+            "echo",
+        ),
+        ([(tasks.add, (1, 2))], {"priority": 101}, ValueError, "priority"),
+        ([(tasks.add, (1, 2))], {"unique_key": "k"}, ValueError, "async_task"),
+        (
+            [(tasks.add, (1, 2), {"unique_key": "k"})],
+            {},
+            ValueError,
+            "call 1 of enqueue_many",
+        ),
+        ([(tasks.add, (1, 2), {"sync": True})], {}, ValueError, "whole batch"),
+        ([(tasks.add, 1)], {}, TypeError, "tuple or a list"),
+        ([()], {}, TypeError, "has 0 items"),
+        ([(tasks.add, (1,), [])], {}, TypeError, "must be a dict"),
+        (
+            [(tasks.add, (1,), {"q_options": {"nope": 1}})],
+            {},
+            TypeError,
+            "Unknown q_options",
+        ),
+    ],
+)
+def test_bad_input_stores_nothing(calls, options, error, message):
+    received = []
+
+    def remember(sender, task, **kwargs):
+        received.append(task)
+
+    signals.task_enqueuing.connect(remember)
+    try:
+        with pytest.raises(error, match=message):
+            enqueue_many(calls, **options)
+    finally:
+        signals.task_enqueuing.disconnect(remember)
+    assert not Task.objects.exists()
+    assert received == []
+
+
+def test_the_error_names_the_bad_call():
+    calls = [(tasks.add, (1, 2))] * 56 + ["tests.testapp.tasks.nope"]
+    with pytest.raises(TaskNotFound) as raised:
+        enqueue_many(calls)
+    assert raised.value.__notes__ == ["In call 57 of enqueue_many()."]
+
+
+def test_signals_are_sent_for_each_task_around_the_insert():
+    seen = []
+
+    @receiver(signals.task_enqueuing, weak=False)
+    def before(sender, task, **kwargs):
+        seen.append(("enqueuing", task.args, Task.objects.filter(id=task.id).exists()))
+
+    @receiver(signals.task_enqueued, weak=False)
+    def after(sender, task, **kwargs):
+        seen.append(("enqueued", task.args, Task.objects.filter(id=task.id).exists()))
+
+    try:
+        enqueue_many([(tasks.square, (1,)), (tasks.square, (2,))])
+    finally:
+        signals.task_enqueuing.disconnect(before)
+        signals.task_enqueued.disconnect(after)
+    assert seen == [
+        ("enqueuing", (1,), False),
+        ("enqueuing", (2,), False),
+        ("enqueued", (1,), True),
+        ("enqueued", (2,), True),
+    ]
+
+
+def test_workers_are_woken_once_per_queue_with_a_due_task(monkeypatch):
+    woken = []
+    monkeypatch.setattr(claiming, "notify", lambda queue, **kw: woken.append(queue))
+    enqueue_many(
+        [
+            (tasks.add, (1, 2), {"queue": "a"}),
+            (tasks.add, (1, 2), {"queue": "b"}),
+            (tasks.add, (1, 2), {"queue": "a"}),
+            (tasks.add, (1, 2), {"queue": "later", "countdown": 60}),
+        ]
+    )
+    assert woken == ["a", "b"]
+
+
+def test_no_calls_store_nothing():
+    with CaptureQueriesContext(connections[models.queue_db()]) as queries:
+        assert enqueue_many([]) == []
+    assert len(queries) == 0
+
+
+def test_bulk_tasks_run_like_any_other():
+    stored = enqueue_many([(tasks.add, (n, 1)) for n in range(3)])
+    worker = Worker(
+        worker_id="bulk-worker", queues=["*"], batch_size=10, poll_interval=0
+    )
+    assert len(worker.run_once()) == 3
+    assert [result(task.id) for task in stored] == [1, 2, 3]
+    assert set(Task.objects.values_list("status", flat=True)) == {Status.SUCCEEDED}
+
+
+def test_sync_runs_every_task_before_returning():
+    stored = enqueue_many([(tasks.add, (n, 1)) for n in range(3)], sync=True)
+    assert [result(task.id) for task in stored] == [1, 2, 3]
