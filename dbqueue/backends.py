@@ -185,7 +185,14 @@ class DatabaseBackend(BaseTaskBackend):
             sync=False,
             serializer="json",
         )
-        result = task_results.to_result(row, task, self.alias, args=args, kwargs=kwargs)
+        if options.get("unique_key") is None:
+            result = task_results.to_result(
+                row, task, self.alias, args=args, kwargs=kwargs
+            )
+        else:
+            # The row may be an earlier task that holds the key: describe it
+            # by its own arguments, not this call's.
+            result = task_results.to_result(row, task, self.alias)
         signals.send(task_enqueued, sender=type(self), task_result=result)
         if settings.SYNC:
             from dbqueue.cluster import worker

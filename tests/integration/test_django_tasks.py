@@ -596,6 +596,15 @@ def test_options_come_from_the_task_then_per_task_then_per_queue_then_backend():
     }
 
 
+def test_a_held_unique_key_returns_the_holders_result():
+    unique = tasks.record.using(unique_key="one-report")
+    first = unique.enqueue("first")
+    second = unique.enqueue("second")
+    assert second.id == first.id
+    assert second.args == ["first"]
+    assert Task.objects.filter(unique_key="one-report").count() == 1
+
+
 @needs_task_options
 def test_the_decorator_takes_dbqueue_options():
     task_obj = tasks.with_options
