@@ -8,6 +8,7 @@ that lost its lease cannot overwrite what another worker recorded.
 
 from dbqueue.models.base import queue_db
 from dbqueue.models.failed_task import FailedTask
+from dbqueue.models.queue_state import QueueState, QueueStateQuerySet
 from dbqueue.models.schedule import (
     CatchUp,
     RunOutcome,
@@ -23,6 +24,8 @@ __all__ = [
     "CatchUp",
     "FailedTask",
     "OnOrphan",
+    "QueueState",
+    "QueueStateQuerySet",
     "Role",
     "RunOutcome",
     "Schedule",

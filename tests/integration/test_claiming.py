@@ -139,9 +139,9 @@ def test_claim_reads_the_partial_index_in_order_on_postgresql():
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO dbqueue_task (id, name, func, payload, queue, priority, status, run_after, attempts,"
-            ' max_attempts, keep_result, "group", hook, locked_by, enqueued_at, error, attempt_log, result_payload, on_orphan)'
+            ' max_attempts, keep_result, "group", hook, locked_by, enqueued_at, error, attempt_log, result_payload, on_orphan, chain)'
             " SELECT gen_random_uuid(), 'f', 'f', '', 'default', 0, 'SUCCEEDED', now(), 1, 1, true, '', '', '',"
-            " now(), '', '[]', '', 'RETRY' FROM generate_series(1, 20000)"
+            " now(), '', '[]', '', 'RETRY', '' FROM generate_series(1, 20000)"
         )
         cursor.execute("ANALYZE dbqueue_task")
         cursor.execute(
