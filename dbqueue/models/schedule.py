@@ -373,6 +373,7 @@ class Schedule(models.Model):
             pass
         args: tuple[Any, ...] = ()
         kwargs: dict[str, Any] = {}
+        vouched_hook = ""
         stored = (
             Schedule.objects.using(queue_db())
             .filter(pk=self.pk)
@@ -386,6 +387,14 @@ class Schedule(models.Model):
             hook = str((options or {}).get("hook") or "")
             with contextlib.suppress(exceptions.PayloadError):
                 args, kwargs = serialization.loads_payload(func, payload, hook=hook)
+                vouched_hook = hook
+        if self.hook and self.hook != vouched_hook:
+            # Only a payload that verifies can vouch for a hook: re-signing
+            # whatever hook a row carries would bless one written in SQL.
+            raise ValidationError(
+                f"The hook {self.hook!r} was not set through dbqueue.schedule(); "
+                "set it there, or remove it."
+            )
         self.payload = serialization.dumps_payload(
             self.func, args, kwargs, hook=self.hook
         )

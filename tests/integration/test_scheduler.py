@@ -14,6 +14,7 @@ import sys
 
 import pytest
 from django import forms
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import connections, transaction
 from django.test import override_settings
@@ -735,3 +736,23 @@ def test_check_command_reports_a_removed_function(capsys):
     )
     call_command("check", "--database", "default")
     assert "dbqueue.W003" in capsys.readouterr().err
+
+
+def test_clean_never_vouches_for_a_hook_written_in_sql():
+    made = schedule(
+        tasks.add,
+        1,
+        2,
+        name="hooked",
+        schedule_type=ScheduleType.DAILY,
+        next_run=T0,
+        hook="tests.testapp.tasks.remember_hook",
+    )
+    made.full_clean()  # a hook set through schedule() verifies and is kept
+    Schedule.objects.filter(pk=made.pk).update(
+        task_options={**made.task_options, "hook": "os.system"}
+    )
+    forged = Schedule.objects.get(pk=made.pk)
+    with pytest.raises(ValidationError, match="was not set through"):
+        forged.full_clean()
+    assert Schedule.objects.get(pk=made.pk).payload == made.payload
