@@ -20,8 +20,8 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.views.decorators.http import require_POST
 
-from dbqueue import models
-from dbqueue.admin import base, operations, permissions, stats
+from dbqueue import models, stats
+from dbqueue.admin import base, operations, permissions
 
 REFRESH = 5  # seconds between panel refreshes
 CHART_WIDTH = 600  # SVG user units

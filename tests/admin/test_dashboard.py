@@ -8,8 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from dbqueue import api, claiming
-from dbqueue.admin import stats
+from dbqueue import api, claiming, stats
 from dbqueue.cluster import heartbeat
 from dbqueue.models import QueueState, Role, Status, Task, Worker
 from tests.admin.conftest import drain

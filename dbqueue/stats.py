@@ -1,4 +1,6 @@
-"""The dashboard's numbers: per-queue depth and lag, the last hour's throughput, live workers.
+"""Queue health in numbers: per-queue depth and lag, the last hour's throughput, live workers.
+
+Shared by the admin dashboard, `qinfo` and the metrics view.
 
 A snapshot costs a fixed handful of queries whatever the table sizes and the
 number of queues, each answered from an index:
