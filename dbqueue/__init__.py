@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from dbqueue.replays import replay, replay_many
     from dbqueue.retries import Retry
     from dbqueue.schedules import schedule
+    from dbqueue.task_logging import task_logger
 
 __all__ = [
     "AlreadyReplayed",
@@ -77,6 +78,7 @@ __all__ = [
     "result_group",
     "schedule",
     "task",
+    "task_logger",
 ]
 
 _HOMES = {
@@ -111,6 +113,7 @@ _HOMES = {
     "PayloadTooLarge": "dbqueue.exceptions",
     "SerializationError": "dbqueue.exceptions",
     "TaskNotFound": "dbqueue.exceptions",
+    "task_logger": "dbqueue.task_logging",
 }
 
 

@@ -10,20 +10,31 @@ from __future__ import annotations
 import asyncio
 import datetime
 import functools
+import logging
+import math
 import numbers
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.conf import settings as django_settings
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
-from dbqueue import claiming, models, registry, serialization, signals, uniqueness
+from dbqueue import (
+    claiming,
+    models,
+    registry,
+    serialization,
+    signals,
+    task_logging,
+    uniqueness,
+    validation,
+)
 from dbqueue.conf import settings
+
+logger = logging.getLogger(__name__)
 
 RESERVED_OPTIONS = frozenset(
     {
@@ -68,22 +79,37 @@ def async_task(func: str | Callable[..., Any], *args: Any, **kwargs: Any) -> str
     take, PayloadTooLarge over DBQUEUE_MAX_PAYLOAD_SIZE, and ValueError or
     TypeError for a bad option. Nothing is written when one is raised.
     """
-    q_options = kwargs.pop("q_options", None)
-    if q_options is not None:
-        if not isinstance(q_options, Mapping):
-            raise TypeError(
-                f"q_options must be a dict of options, got {type(q_options).__name__}."
-            )
-        options = dict(q_options)
-        unknown = sorted(set(options) - RESERVED_OPTIONS)
-        if unknown:
-            raise TypeError(
-                f"Unknown q_options key(s) {', '.join(map(repr, unknown))}; "
-                f"the options are {', '.join(sorted(RESERVED_OPTIONS))}."
-            )
-    else:
-        options = {name: kwargs.pop(name) for name in RESERVED_OPTIONS & set(kwargs)}
+    kwargs, options = split_options(kwargs)
     return str(enqueue(func, args, kwargs, **options).id)
+
+
+def split_options(
+    kwargs: dict[str, Any], what: str = "", extra_options: Collection[str] = ()
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Separate the options from a call's keyword arguments; return (kwargs, options).
+
+    The options are the RESERVED_OPTIONS names among `kwargs` (and
+    `extra_options`, such as a chain's ``pass_result``), or only those in
+    ``q_options`` when that is given. `what` names the call in error
+    messages ("call 3 of enqueue_many()"). Raise TypeError for a
+    ``q_options`` that is not a dict or has an unknown key.
+    """
+    names = RESERVED_OPTIONS | set(extra_options)
+    q_options = kwargs.pop("q_options", None)
+    if q_options is None:
+        return kwargs, {name: kwargs.pop(name) for name in names & set(kwargs)}
+    where = f" in {what}" if what else ""
+    if not isinstance(q_options, Mapping):
+        raise TypeError(
+            f"q_options{where} must be a dict of options, got {type(q_options).__name__}."
+        )
+    unknown = sorted(set(q_options) - names)
+    if unknown:
+        raise TypeError(
+            f"Unknown q_options key(s) {', '.join(map(repr, unknown))}{where}; "
+            f"the options are {', '.join(sorted(names))}."
+        )
+    return kwargs, dict(q_options)
 
 
 def enqueue(
@@ -120,7 +146,7 @@ def enqueue(
     if on_commit:
         transaction.on_commit(
             functools.partial(_insert_and_run, task, policy, sync),
-            using=_alias(on_commit),
+            using=validation.commit_alias(on_commit),
             robust=True,
         )
         return task
@@ -154,7 +180,6 @@ def build_task(
     (bulk enqueue, a chain) knows before it writes anything that all of them
     are valid. The registered task's defaults fill in what the call leaves out.
     """
-    kwargs = dict(kwargs or {})
     registered = registry.resolve(func)
     given = {
         "task_name": task_name,
@@ -169,22 +194,24 @@ def build_task(
     }
     opts = {**registered.defaults, **{k: v for k, v in given.items() if v is not None}}
     now = timezone.now()
-    hook_path = _hook_path(opts.get("hook"))
+    hook_path = validation.hook_path(opts.get("hook"))
     key, held_until = uniqueness.validate(unique_key, unique_for, now)
+    if key is not None:
+        validation.check_storable(key, "unique_key")
     task = models.Task(
-        name=_text(opts.get("task_name", registered.path), "task_name", 255),
+        name=validation.text(opts.get("task_name", registered.path), "task_name", 255),
         func=registered.path,
-        queue=_queue(opts.get("queue", settings.DEFAULT_QUEUE)),
-        priority=_priority(opts.get("priority", 0)),
+        queue=validation.queue_name(opts.get("queue", settings.DEFAULT_QUEUE)),
+        priority=validation.priority(opts.get("priority", 0)),
         run_after=_run_after(now, countdown, eta),
         expires_at=_expires(now, expires),
-        max_attempts=_positive_int(
+        max_attempts=validation.positive_int(
             opts.get("max_attempts", settings.MAX_ATTEMPTS), "max_attempts"
         ),
-        timeout=_timeout(opts.get("timeout", settings.TIMEOUT)),
-        keep_result=_keep_result(opts.get("save")),
-        on_orphan=_on_orphan(opts.get("on_orphan", models.OnOrphan.RETRY)),
-        group=_text(opts.get("group") or "", "group", 255),
+        timeout=validation.timeout(opts.get("timeout", settings.TIMEOUT)),
+        keep_result=validation.keep_result(opts.get("save")),
+        on_orphan=validation.on_orphan(opts.get("on_orphan", models.OnOrphan.RETRY)),
+        group=validation.text(opts.get("group", ""), "group", 255),
         hook=hook_path,
         unique_key=key,
         unique_hold=key,
@@ -194,10 +221,10 @@ def build_task(
     task.payload = serialization.dumps_payload(
         registered.path,
         args,
-        kwargs,
+        {} if kwargs is None else kwargs,
         func=registered.func,
         hook=hook_path,
-        serializer=serializer or registered.serializer,
+        serializer=serializer if serializer is not None else registered.serializer,
     )
     return task
 
@@ -218,6 +245,7 @@ def insert(task: models.Task, *, on_conflict: str | None = None) -> models.Task:
     if task.run_after <= timezone.now():
         claiming.notify(task.queue)
     signals.send(signals.task_enqueued, sender=models.Task, task=task)
+    task_logging.enqueued(logger, task)
     return task
 
 
@@ -328,111 +356,6 @@ async def aresult(task_id: str | uuid.UUID, wait: int = 0) -> Any:
     return task.result if task is not None else None
 
 
-def _alias(on_commit: bool | str) -> str:
-    if on_commit is True:
-        return DEFAULT_DB_ALIAS
-    if isinstance(on_commit, str) and on_commit in connections:
-        return on_commit
-    raise ValueError(
-        f"on_commit must be True, False or a database alias in DATABASES, got {on_commit!r}."
-    )
-
-
-def _hook_path(hook: str | Callable[..., Any] | None) -> str:
-    if hook is None or hook == "":
-        return ""
-    path = registry.callable_path(hook) if callable(hook) else hook
-    if not isinstance(path, str):
-        raise TypeError(
-            f"hook must be a function or its dotted path, got {type(hook).__name__}."
-        )
-    try:
-        target = import_string(path)
-    except ImportError as exc:
-        raise ValueError(f"hook {path!r} cannot be imported: {exc}") from exc
-    if not callable(target):
-        raise ValueError(f"hook {path!r} is a {type(target).__name__}, not a function.")
-    return path
-
-
-def _on_orphan(value: Any) -> str:
-    choices = [str(choice).lower() for choice in models.OnOrphan.values]
-    if not isinstance(value, str) or value.lower() not in choices:
-        raise ValueError(
-            f"on_orphan must be one of {', '.join(map(repr, choices))}, got {value!r}."
-        )
-    return value.upper()
-
-
-def _text(value: Any, name: str, max_length: int) -> str:
-    if not isinstance(value, str):
-        raise TypeError(
-            f"{name} must be a string, got {type(value).__name__} {value!r}."
-        )
-    if len(value) > max_length:
-        raise ValueError(
-            f"{name} must be at most {max_length} characters, got {len(value)}."
-        )
-    return value
-
-
-def _queue(value: Any) -> str:
-    name = _text(value, "queue", 64)
-    if not name:
-        raise ValueError(
-            "queue must not be empty; leave it out to use DBQUEUE_DEFAULT_QUEUE."
-        )
-    return name
-
-
-def _priority(value: Any) -> int:
-    # Django's Tasks rule: 3.0 is a whole number, 3.5 is not.
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or int(value) != value
-        or not -100 <= value <= 100
-    ):
-        raise ValueError(
-            f"priority must be a whole number between -100 and 100, got {value!r}."
-        )
-    return int(value)
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return value
-
-
-def _timeout(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value <= 0:
-        raise ValueError(
-            f"timeout must be a positive number of seconds or None, got {value!r}."
-        )
-    return float(value)
-
-
-def _keep_result(save: Any) -> bool:
-    if save is None:
-        return bool(settings.SAVE_RESULTS)
-    if not isinstance(save, bool):
-        raise TypeError(f"save must be True or False, got {save!r}.")
-    return save
-
-
-def _aware(value: datetime.datetime, name: str) -> datetime.datetime:
-    if timezone.is_naive(value):
-        if django_settings.USE_TZ:
-            raise ValueError(
-                f"{name} must be an aware datetime, got the naive {value.isoformat()}."
-            )
-        return timezone.make_aware(value)
-    return value
-
-
 def _run_after(now: datetime.datetime, countdown: Any, eta: Any) -> datetime.datetime:
     if countdown is not None and eta is not None:
         raise ValueError("Give countdown or eta, not both.")
@@ -441,15 +364,16 @@ def _run_after(now: datetime.datetime, countdown: Any, eta: Any) -> datetime.dat
             isinstance(countdown, bool)
             or not isinstance(countdown, numbers.Real)
             or countdown < 0
+            or not countdown < math.inf  # nor NaN
         ):
             raise ValueError(
-                f"countdown must be a number of seconds >= 0, got {countdown!r}."
+                f"countdown must be a number of seconds >= 0, got {validation.shown(countdown)}."
             )
-        return now + datetime.timedelta(seconds=float(countdown))
+        return validation.later(now, countdown, "countdown")
     if eta is not None:
         if not isinstance(eta, datetime.datetime):
             raise TypeError(f"eta must be a datetime, got {type(eta).__name__}.")
-        return _aware(eta, "eta")
+        return validation.aware(eta, "eta")
     return now
 
 
@@ -457,13 +381,14 @@ def _expires(now: datetime.datetime, expires: Any) -> datetime.datetime | None:
     if expires is None:
         return None
     if isinstance(expires, datetime.datetime):
-        return _aware(expires, "expires")
+        return validation.aware(expires, "expires")
     if (
         isinstance(expires, bool)
         or not isinstance(expires, numbers.Real)
         or expires <= 0
+        or not expires < math.inf  # nor NaN
     ):
         raise ValueError(
-            f"expires must be a datetime or a number of seconds > 0, got {expires!r}."
+            f"expires must be a datetime or a number of seconds > 0, got {validation.shown(expires)}."
         )
-    return now + datetime.timedelta(seconds=float(expires))
+    return validation.later(now, expires, "expires")

@@ -7,7 +7,7 @@ JSON payload), ``qcluster`` runs it, and the row reads back as a TaskResult.
 Leases, retries, the dead-letter queue and the admin apply as to any other row.
 
 Works on Django 6.x (``django.tasks``) and on Django 5.2 with the django-tasks
-backport (``django_tasks``); see :mod:`dbqueue.tasks_compat`.
+backport (``django_tasks``); see ``dbqueue/tasks_compat.py``.
 
 ::
 

@@ -19,13 +19,16 @@ one conflict would abort the whole multi-row INSERT. Use async_task() for them.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from django.utils import timezone
 
-from dbqueue import api, claiming, models, signals
+from dbqueue import api, claiming, models, signals, task_logging
 from dbqueue.conf import settings
+
+logger = logging.getLogger(__name__)
 
 Call = str | Callable[..., Any] | tuple[Any, ...]
 # Rows per INSERT statement: large batches are split so that no statement
@@ -92,6 +95,7 @@ def insert_many(
         claiming.notify(queue)
     for task in tasks:
         signals.send(signals.task_enqueued, sender=models.Task, task=task)
+        task_logging.enqueued(logger, task)
     if sync if sync is not None else settings.SYNC:
         from dbqueue.cluster import worker
 
@@ -126,29 +130,8 @@ def parse_call(call: Any, what: str, extra_options: Collection[str] = ()) -> Par
         raise TypeError(
             f"The keyword arguments in {what} must be a dict, got {type(kwargs).__name__}."
         )
-    kwargs, options = split_options(dict(kwargs), what, extra_options)
+    kwargs, options = api.split_options(dict(kwargs), what, extra_options)
     return ParsedCall(func, tuple(args), kwargs, options)
-
-
-def split_options(
-    kwargs: dict[str, Any], what: str, extra_options: Collection[str] = ()
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Separate options from a function's keyword arguments, as async_task() does."""
-    names = api.RESERVED_OPTIONS | set(extra_options)
-    q_options = kwargs.pop("q_options", None)
-    if q_options is None:
-        return kwargs, {name: kwargs.pop(name) for name in names & set(kwargs)}
-    if not isinstance(q_options, Mapping):
-        raise TypeError(
-            f"q_options in {what} must be a dict of options, got {type(q_options).__name__}."
-        )
-    unknown = sorted(set(q_options) - names)
-    if unknown:
-        raise TypeError(
-            f"Unknown q_options key(s) {', '.join(map(repr, unknown))} in {what}; "
-            f"the options are {', '.join(sorted(names))}."
-        )
-    return kwargs, dict(q_options)
 
 
 def refuse(options: Mapping[str, Any], what: str) -> None:

@@ -14,9 +14,10 @@ from typing import Any
 
 from django.conf import settings as django_settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
-from dbqueue import claiming, exceptions, serialization
+from dbqueue import claiming, exceptions, metrics, serialization
 from dbqueue.conf import PREFIX, settings
 
 ROUTER = "dbqueue.routers.QueueRouter"
@@ -55,13 +56,7 @@ def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
 
     def require(ok: bool, name: str, wanted: str) -> None:
         if not ok:
-            value = getattr(settings, name)
-            errors.append(
-                checks.Error(
-                    f"DBQUEUE_{name} must be {wanted}, got {value!r}.",
-                    id="dbqueue.E002",
-                )
-            )
+            errors.append(_invalid(name, wanted))
 
     workers = settings.WORKERS
     require(
@@ -106,6 +101,7 @@ def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
         "RETAIN_FAILED",
         "RETAIN_DEAD_LETTERS",
         "PRUNE_INTERVAL",
+        "HEALTH_MAX_LAG",
     ):
         value = getattr(settings, name)
         require(
@@ -239,6 +235,14 @@ def _queue_database_checked(databases: Any) -> str | None:
     return None
 
 
+def _invalid(name: str, wanted: str) -> checks.Error:
+    """dbqueue.E002 for the setting DBQUEUE_<name>, which is not `wanted`."""
+    return checks.Error(
+        f"DBQUEUE_{name} must be {wanted}, got {getattr(settings, name)!r}.",
+        id="dbqueue.E002",
+    )
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -262,20 +266,10 @@ def check_schedule_settings(**kwargs: Any) -> list[checks.CheckMessage]:
     ):
         value = getattr(settings, name)
         if not (_is_number(value) and value > 0):
-            errors.append(
-                checks.Error(
-                    f"DBQUEUE_{name} must be {wanted}, got {value!r}.",
-                    id="dbqueue.E002",
-                )
-            )
+            errors.append(_invalid(name, wanted))
     limit = settings.SCHEDULE_CATCH_UP_MAX
     if not (_is_int(limit) and limit >= 1):
-        errors.append(
-            checks.Error(
-                f"DBQUEUE_SCHEDULE_CATCH_UP_MAX must be a positive integer, got {limit!r}.",
-                id="dbqueue.E002",
-            )
-        )
+        errors.append(_invalid("SCHEDULE_CATCH_UP_MAX", "a positive integer"))
     declared = settings.SCHEDULES
     if not isinstance(declared, Mapping):
         errors.append(
@@ -315,7 +309,7 @@ def check_schedules(databases: Any = None, **kwargs: Any) -> list[checks.CheckMe
     from dbqueue import models, registry, scheduling
 
     try:
-        rows = list(models.Schedule.objects.using(alias).active())
+        rows = list(models.Schedule.objects.using(alias).active().order_by("name"))
     except DatabaseError:
         return []  # not migrated yet: nothing stored to check
     warnings: list[checks.CheckMessage] = []
@@ -353,3 +347,54 @@ def check_schedules(databases: Any = None, **kwargs: Any) -> list[checks.CheckMe
                 )
             )
     return warnings
+
+
+@checks.register()
+def check_monitoring_settings(**kwargs: Any) -> list[checks.CheckMessage]:
+    """Check the metrics and logging settings, and that a metrics port can be served."""
+    errors: list[checks.CheckMessage] = []
+    token, port = settings.METRICS_TOKEN, settings.METRICS_PORT
+    address = settings.METRICS_ADDRESS
+    for ok, name, wanted in (
+        (
+            token is None or (isinstance(token, str) and token != ""),
+            "METRICS_TOKEN",
+            "a non-empty string or None",
+        ),
+        (
+            port is None or (_is_int(port) and 0 <= port <= 65535),
+            "METRICS_PORT",
+            "a port number (0 to 65535) or None",
+        ),
+        (
+            isinstance(address, str),
+            "METRICS_ADDRESS",
+            "an interface address such as '127.0.0.1' or '0.0.0.0'",
+        ),
+        (isinstance(settings.LOG_ARGUMENTS, bool), "LOG_ARGUMENTS", "True or False"),
+    ):
+        if not ok:
+            errors.append(_invalid(name, wanted))
+    if errors or port is None:
+        return errors
+    try:
+        metrics.require_client()
+    except ImproperlyConfigured:
+        errors.append(
+            checks.Error(
+                f"DBQUEUE_METRICS_PORT is {port}, but prometheus-client is not installed.",
+                hint=f"{metrics.INSTALL_HINT} Or set DBQUEUE_METRICS_PORT = None.",
+                id="dbqueue.E007",
+            )
+        )
+    if token is None and address not in ("127.0.0.1", "::1", "localhost"):
+        errors.append(
+            checks.Warning(
+                f"The metrics port {port} listens on {address or 'every interface'!r} "
+                "and DBQUEUE_METRICS_TOKEN is not set: whoever reaches it reads the metrics.",
+                hint="Set DBQUEUE_METRICS_TOKEN and give Prometheus the token, or bind "
+                "DBQUEUE_METRICS_ADDRESS to 127.0.0.1 behind a proxy.",
+                id="dbqueue.W006",
+            )
+        )
+    return errors

@@ -54,6 +54,23 @@ class Settings:
     RETRY_BACKOFF_MAX: float = 3600.0  # seconds; the cap on the retry delay
     SERIALIZER: str = "pickle"  # "pickle" (signed) or "json" (signed)
     MAX_PAYLOAD_SIZE: int = 1024 * 1024  # bytes of serialised arguments per task
+    # Argument names whose values never show in the admin, logs or error
+    # messages: a keyword argument (or a key of a dict argument, or a
+    # parameter bound by position) whose name contains one of these,
+    # ignoring case, "_" and "-". See dbqueue.redaction.
+    SECRET_ARGUMENT_NAMES: tuple[str, ...] = (
+        "password",
+        "passwd",
+        "passphrase",
+        "secret",
+        "token",
+        "api_key",
+        "access_key",
+        "private_key",
+        "credential",
+        "authorization",
+        "cookie",
+    )
     SAVE_RESULTS: bool = True  # keep a succeeded task's row and result
     SYNC: bool = False  # run tasks inside async_task(), for a project's own tests
     SHUTDOWN_GRACE: float = 30.0  # seconds running tasks get to finish after SIGTERM
@@ -82,9 +99,22 @@ class Settings:
     SCHEDULE_CATCH_UP_MAX: int = 100  # runs
     # ScheduleRun records older than this are deleted by the scheduler.
     SCHEDULE_RUN_RETENTION: float = 7 * 24 * 3600.0  # seconds (7 days)
+    # `qhealth --readiness` fails once a queue's oldest due task has waited
+    # longer than this (None: lag is not checked). Paused queues do not count.
+    HEALTH_MAX_LAG: float | None = 300.0  # seconds
     # Schedules declared in code, by name: {"nightly": {"func": "app.tasks.report",
     # "cron": "0 3 * * *", ...}}. Each scheduler syncs them when it starts.
     SCHEDULES: Mapping[str, Mapping[str, Any]] = MappingProxyType({})
+    # Prometheus metrics (docs/monitoring.md). The view in dbqueue.urls and the
+    # cluster's port let in a request bearing this token ("Authorization:
+    # Bearer <token>"); the view also lets in logged-in staff users.
+    METRICS_TOKEN: str | None = None
+    # Each qcluster serves /metrics on this port too (None: it does not).
+    METRICS_PORT: int | None = None
+    METRICS_ADDRESS: str = "127.0.0.1"  # interface the port binds; "0.0.0.0" for all
+    # Log lines about a task show its arguments (secret ones redacted, see
+    # dbqueue.redaction); off by default, since arguments often hold personal data.
+    LOG_ARGUMENTS: bool = False
 
     def __getattribute__(self, name: str) -> Any:
         if name.isupper():

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from dbqueue import api, bulk, ids, models
+from dbqueue import api, bulk, ids, models, validation
 
 UNFINISHED = (models.Status.QUEUED, models.Status.RUNNING)
 
@@ -115,14 +115,23 @@ def async_iter(
     Raise ValueError for save=False, which would drop the results to collect,
     and what enqueue_many() raises.
     """
-    shared, options = bulk.split_options(dict(kwargs), "async_iter()")
+    shared, options = api.split_options(dict(kwargs), "async_iter()")
     bulk.refuse({k: v for k, v in options.items() if k != "sync"}, "async_iter()")
-    if options.get("save", True) is False:
+    save = options.get("save")
+    # A value that is not a bool is refused here: it is replaced just below.
+    if save is not None and not validation.keep_result(save):
         raise ValueError(
             "async_iter() collects every result, so save=False is not accepted."
         )
     options["save"] = True
-    options["group"] = options.get("group") or str(ids.uuid7())
+    group = options.get("group")
+    # Checked here too: with no items, nothing else would see it before the
+    # caller reads the group back (NUL, for one, fails that query on PostgreSQL).
+    options["group"] = (
+        str(ids.uuid7())
+        if group is None or group == ""
+        else validation.text(group, "group", 255)
+    )
     sync = options.pop("sync", None)
     what = "async_iter()"
     tasks = [

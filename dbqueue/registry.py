@@ -59,6 +59,7 @@ class TaskFunction:
         backoff: float | retries.Backoff | None = None,
         backoff_max: float | None = None,
         jitter: bool = True,
+        secret_args: tuple[str | int, ...] | list[str | int] = (),
     ) -> None:
         self.func = func
         self.retry_policy = retries.RetryPolicy.build(
@@ -69,6 +70,9 @@ class TaskFunction:
             jitter=jitter,
         )
         self.path = callable_path(func)
+        # Parameter names and positional indices whose values are hidden from
+        # the admin, logs and error messages (see dbqueue.redaction).
+        self.secret_args = _secret_args(func, secret_args)
         self.defaults: dict[str, Any] = {
             key: value
             for key, value in {
@@ -128,6 +132,7 @@ def task(
     backoff: float | retries.Backoff | None = ...,
     backoff_max: float | None = ...,
     jitter: bool = ...,
+    secret_args: tuple[str | int, ...] | list[str | int] = ...,
 ) -> Callable[[Callable[..., Any]], TaskFunction]: ...
 def task(
     func: Callable[..., Any] | None = None, /, **defaults: Any
@@ -137,7 +142,9 @@ def task(
     Use bare (``@task``) or with options (``@task(queue="emails", max_attempts=5)``).
     The enqueue defaults are those of async_task(); the retry options
     (`retry_on`, `discard_on`, `backoff`, `backoff_max`, `jitter`) are the
-    worker's, see :class:`dbqueue.retries.RetryPolicy`.
+    worker's, see :class:`dbqueue.retries.RetryPolicy`. `secret_args` names
+    the parameters (by name, or by position as an int) whose values the admin,
+    the logs and error messages never show, see :mod:`dbqueue.redaction`.
     Raise TypeError if the function is not defined at module level, since a
     worker must be able to import it by its dotted path.
     """
@@ -158,6 +165,17 @@ def register(registered: TaskFunction) -> TaskFunction:
 
 def registered(path: str) -> TaskFunction | None:
     """Return the task registered under `path`, or None; never imports or discovers anything."""
+    return _tasks.get(path)
+
+
+def declared(path: str) -> TaskFunction | None:
+    """Return the task registered under `path` after discovering apps' tasks modules, or None.
+
+    Unlike resolve(), never imports the module a path names, so it is safe
+    for a path read from an unverified row (the admin, redaction).
+    """
+    if path not in _tasks:
+        _discover()
     return _tasks.get(path)
 
 
@@ -219,12 +237,51 @@ def _lookup(path: str) -> TaskFunction | None:
     # runs the @task decorators. Only paths a developer wrote or a payload
     # whose signature verified reach this point.
     module_path = path.rpartition(".")[0]
+    if module_path.startswith("."):
+        return None  # relative: importlib raises ValueError or TypeError for it
     if module_path:
         try:
             importlib.import_module(module_path)
         except ImportError:
             return None
     return _tasks.get(path)
+
+
+def _secret_args(
+    func: Callable[..., Any], given: tuple[str | int, ...] | list[str | int]
+) -> tuple[str | int, ...]:
+    """Check @task's secret_args: names of parameters and non-negative positions.
+
+    A name the function cannot receive is most likely a typo that would leave
+    a secret shown, so it is an error rather than silently ignored.
+    """
+    if isinstance(given, (str, int)) or not isinstance(given, (tuple, list)):
+        raise TypeError(
+            f"secret_args must be a tuple of parameter names and positions, got {given!r}."
+        )
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        names = None  # a callable without a signature: any name may be right
+    else:
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
+        names = (
+            None
+            if takes_any
+            else {p.name for p in parameters if p.kind is not p.POSITIONAL_ONLY}
+        )
+    for item in given:
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise TypeError(
+                f"secret_args holds parameter names (str) and positions (int), got {item!r}."
+            )
+        if isinstance(item, int) and item < 0:
+            raise ValueError(f"secret_args positions count from 0, got {item}.")
+        if isinstance(item, str) and names is not None and item not in names:
+            raise ValueError(
+                f"secret_args names {item!r}, which {callable_path(func)} has no parameter for."
+            )
+    return tuple(given)
 
 
 def _plain_callable(path: str) -> TaskFunction:
@@ -255,7 +312,7 @@ def _discover() -> None:
 
 def _not_found_message(path: str) -> str:
     try:
-        target = import_string(path)
+        target = None if path.startswith(".") else import_string(path)
     except ImportError:
         target = None
     if target is not None:

@@ -30,13 +30,11 @@ import datetime
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
-from django.conf import settings as django_settings
 from django.db import DatabaseError, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from dbqueue import api, exceptions, models, registry
 from dbqueue.exceptions import AlreadyReplayed
@@ -117,6 +115,7 @@ def replay_many(
     by: str = "code",
     again: bool = False,
     batch_size: int = BATCH_SIZE,
+    on_batch: Callable[[ReplayReport], object] | None = None,
 ) -> ReplayReport:
     """Replay a selection of dead-letter entries, `batch_size` per transaction.
 
@@ -130,7 +129,8 @@ def replay_many(
     (see replay()) is reported in ``failed`` and logged on the entry without
     holding back the others. Entries replayed before are ``skipped`` unless
     `again`. Entries that fail again after their replay are new entries and
-    are not picked up by the same call.
+    are not picked up by the same call. `on_batch`, if given, is called with
+    the report so far after each batch (qreplay shows progress with it).
     """
     by = _by(by)
     if (
@@ -155,6 +155,8 @@ def replay_many(
     report = ReplayReport()
     for ids in _batches(selection, filters if has_filter else None, batch_size):
         _replay_batch(ids, by, again, report)
+        if on_batch is not None:
+            on_batch(report)
     return report
 
 
@@ -166,35 +168,21 @@ def matching(
     exception: type[BaseException] | str | None = None,
     since: datetime.datetime | None = None,
     until: datetime.datetime | None = None,
-) -> QuerySet[models.FailedTask]:
+) -> models.FailedTaskQuerySet:
     """Narrow dead-letter entries (all of them by default) by these filters.
 
-    `func` is a task function or its dotted path; `queue` a queue name;
-    `since` and `until` bound ``failed_at`` (since included, until not).
-    `exception` is an exception class or its dotted path ("ValueError" means
-    "builtins.ValueError"): entries whose last error is that class or one of
-    its subclasses match. Subclasses are found among the classes this process
-    has imported (every app's tasks module is imported first); a path that
-    cannot be imported, say of a class since removed, matches exactly.
+    See FailedTaskQuerySet.matching() for what each filter matches.
     """
-    qs = (
+    # FailedTask's manager makes every FailedTask queryset a FailedTaskQuerySet.
+    qs = cast(
+        models.FailedTaskQuerySet,
         queryset
         if queryset is not None
-        else models.FailedTask.objects.using(models.queue_db()).all()
+        else models.FailedTask.objects.using(models.queue_db()).all(),
     )
-    if func is not None:
-        qs = qs.filter(
-            func=func if isinstance(func, str) else registry.callable_path(func)
-        )
-    if queue is not None:
-        qs = qs.filter(queue=queue)
-    if since is not None:
-        qs = qs.filter(failed_at__gte=_aware(since, "since"))
-    if until is not None:
-        qs = qs.filter(failed_at__lt=_aware(until, "until"))
-    if exception is not None:
-        qs = qs.filter(exception_class__in=_exception_paths(qs, exception))
-    return qs
+    return qs.matching(
+        func=func, queue=queue, exception=exception, since=since, until=until
+    )
 
 
 def _replay_one(pk: uuid.UUID, by: str, again: bool) -> models.Task:
@@ -279,24 +267,7 @@ def _replay_locked(
     entry: models.FailedTask, by: str, now: datetime.datetime
 ) -> models.Task:
     """Insert the entry's fresh Task and record the replay; the caller holds a transaction."""
-    task = models.Task(
-        name=entry.name,
-        func=entry.func,
-        payload=entry.payload,
-        queue=entry.queue,
-        priority=entry.priority,
-        run_after=now,
-        max_attempts=entry.max_attempts,
-        timeout=entry.timeout,
-        keep_result=entry.keep_result,
-        on_orphan=entry.on_orphan,
-        group=entry.group,
-        hook=entry.hook,
-        unique_key=entry.unique_key,
-        unique_hold=entry.unique_key,
-        chain=entry.chain,
-        enqueued_at=now,
-    )
+    task = models.Task.copy_of(entry, now)
     api.insert(task, on_conflict="raise")
     _mark_replayed(entry, task, by, now)
     return task
@@ -429,48 +400,6 @@ def _check_registered(func: str) -> None:
         ) from exc
 
 
-def _exception_paths(
-    qs: QuerySet[models.FailedTask], exception: type[BaseException] | str
-) -> list[str]:
-    """Return the stored exception paths among `qs` that are `exception` or a subclass."""
-    if isinstance(exception, str):
-        path = exception if "." in exception else f"builtins.{exception}"
-        try:
-            found = import_string(path)
-        except ImportError:
-            return [path]
-        if not (isinstance(found, type) and issubclass(found, BaseException)):
-            raise TypeError(
-                "exception must be an exception class or its dotted path; "
-                f"{exception!r} names a {type(found).__name__}."
-            )
-        exception = found
-    elif not (isinstance(exception, type) and issubclass(exception, BaseException)):
-        raise TypeError(
-            f"exception must be an exception class or its dotted path, got {exception!r}."
-        )
-    # Tasks modules often define the exceptions their tasks raise.
-    registry.registered_paths()
-    wanted = {_class_path(kind) for kind in _subclasses(exception)}
-    stored = qs.order_by().values_list("exception_class", flat=True).distinct()
-    return sorted(wanted.intersection(stored))
-
-
-def _subclasses(root: type[BaseException]) -> set[type[BaseException]]:
-    found, todo = {root}, [root]
-    while todo:
-        for sub in todo.pop().__subclasses__():
-            if sub not in found:
-                found.add(sub)
-                todo.append(sub)
-    return found
-
-
-def _class_path(kind: type[BaseException]) -> str:
-    # The form Task._attempt_entry stores.
-    return f"{kind.__module__}.{kind.__qualname__}"
-
-
 def _not_found(pk: uuid.UUID) -> models.FailedTask.DoesNotExist:
     return models.FailedTask.DoesNotExist(
         f"No failed task has the id {pk}; it may have been deleted."
@@ -506,13 +435,3 @@ def _by(by: Any) -> str:
             f"by must be at most {BY_MAX_LENGTH} characters, got {len(by)}."
         )
     return by
-
-
-def _aware(value: Any, name: str) -> datetime.datetime:
-    if not isinstance(value, datetime.datetime):
-        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}.")
-    if timezone.is_naive(value) and django_settings.USE_TZ:
-        raise ValueError(
-            f"{name} must be an aware datetime, got the naive {value.isoformat()}."
-        )
-    return value

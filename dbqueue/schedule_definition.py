@@ -11,17 +11,23 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import math
 import numbers
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from dbqueue import api, models, registry, scheduling, serialization
+from django.utils import timezone as dj_timezone
+
+from dbqueue import api, models, registry, scheduling, serialization, validation
 
 # Task options a schedule stores for the tasks it enqueues. The other options
 # of async_task() mean nothing for a call that repeats: countdown and eta (the
-# schedule decides when), sync, and unique_key (one per call).
-NOT_FOR_SCHEDULES = frozenset({"countdown", "eta", "sync", "unique_key"})
+# schedule decides when), sync, and unique_key (one per call) with the two
+# options that need it, unique_for and on_conflict.
+NOT_FOR_SCHEDULES = frozenset(
+    {"countdown", "eta", "sync", "unique_key", "unique_for", "on_conflict"}
+)
 COLUMN_OPTIONS = frozenset({"queue", "priority"})
 SCHEDULE_FIELDS = (
     "schedule_type",
@@ -47,6 +53,7 @@ DJANGO_Q_TYPES = {
     "C": scheduling.CRON,
 }
 NAME_MAX = 100  # characters, Schedule.name
+CRON_MAX = 100  # characters, Schedule.cron
 
 
 @dataclasses.dataclass
@@ -103,11 +110,17 @@ def define(
     registered = registry.resolve(func)
     if name is None:
         name = f"{registered.path.rpartition('.')[2]}-{uuid.uuid4().hex[:8]}"
-    name = api._text(name, "name", NAME_MAX)
+    name = validation.text(name, "name", NAME_MAX)
     if not name.strip():
         raise ValueError("name must not be empty.")
     kind = _kind(schedule_type, cron=cron, minutes=minutes)
     zone_name = "" if timezone is None else timezone
+    if not isinstance(zone_name, str):
+        # A falsy one (0, False) would pass the check below unnoticed.
+        raise TypeError(
+            "timezone must be an IANA time zone name such as 'Europe/Berlin', "
+            f"got {validation.shown(zone_name)}."
+        )
     problems = scheduling.timing_problems(
         kind,
         minutes=minutes,
@@ -116,20 +129,35 @@ def define(
     )
     if problems:
         raise ValueError(" ".join(problems.values()))
+    if kind == scheduling.CRON and len(" ".join(cron.split())) > CRON_MAX:
+        raise ValueError(
+            f"cron must be at most {CRON_MAX} characters once its spaces are "
+            f"normalised, got {len(' '.join(cron.split()))}; use ranges (1-5) and "
+            "steps (*/15) instead of long lists."
+        )
     if next_run is not None:
         if not isinstance(next_run, datetime.datetime):
             raise TypeError(
-                f"next_run must be an aware datetime, got {type(next_run).__name__} {next_run!r}."
+                f"next_run must be an aware datetime, got {type(next_run).__name__} "
+                f"{validation.shown(next_run)}."
             )
-        next_run = api._aware(next_run, "next_run")
+        next_run = validation.aware(next_run, "next_run")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < -1:
         raise ValueError(
-            f"repeats must be -1 (forever) or a number of runs, got {repeats!r}."
+            f"repeats must be -1 (forever) or a number of runs, got {validation.shown(repeats)}."
+        )
+    if repeats > validation.INTEGER_MAX:
+        raise ValueError(
+            f"repeats must be at most {validation.INTEGER_MAX}, got {validation.shown(repeats)}."
         )
     if not isinstance(allow_overlap, bool):
-        raise TypeError(f"allow_overlap must be True or False, got {allow_overlap!r}.")
+        raise TypeError(
+            f"allow_overlap must be True or False, got {validation.shown(allow_overlap)}."
+        )
     if not isinstance(enabled, bool):
-        raise TypeError(f"enabled must be True or False, got {enabled!r}.")
+        raise TypeError(
+            f"enabled must be True or False, got {validation.shown(enabled)}."
+        )
     task_options = _task_options(
         {k: v for k, v in options.items() if k not in COLUMN_OPTIONS}
     )
@@ -150,8 +178,10 @@ def define(
         catch_up=_catch_up(catch_up),
         allow_overlap=allow_overlap,
         enabled=enabled,
-        queue=api._queue(options["queue"]) if options.get("queue") is not None else "",
-        priority=api._priority(options["priority"])
+        queue=validation.queue_name(options["queue"])
+        if options.get("queue") is not None
+        else "",
+        priority=validation.priority(options["priority"])
         if options.get("priority") is not None
         else None,
         task_options=task_options,
@@ -243,31 +273,41 @@ def _task_options(options: Mapping[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         if key in ("task_name", "group"):
-            stored[key] = api._text(value, key, 255)
+            stored[key] = validation.text(value, key, 255)
         elif key == "hook":
-            stored[key] = api._hook_path(value)
+            stored[key] = validation.hook_path(value)
         elif key == "save":
-            stored[key] = api._keep_result(value)
+            stored[key] = validation.keep_result(value)
         elif key == "timeout":
-            stored[key] = api._timeout(value)
+            stored[key] = validation.timeout(value)
         elif key == "max_attempts":
-            stored[key] = api._positive_int(value, key)
+            stored[key] = validation.positive_int(value, key)
         elif key == "expires":
             if (
                 isinstance(value, bool)
                 or not isinstance(value, numbers.Real)
                 or value <= 0
+                or not value < math.inf  # nor NaN
             ):
                 raise ValueError(
                     "expires must be a number of seconds > 0 after each run is enqueued "
-                    f"(a fixed datetime would expire every later run), got {value!r}."
+                    f"(a fixed datetime would expire every later run), got {validation.shown(value)}."
                 )
+            validation.later(dj_timezone.now(), value, key)  # not past the year 9999
             stored[key] = float(value)
+        elif key == "on_orphan":
+            stored[key] = validation.on_orphan(value)
+        elif key == "on_commit":
+            if value is not False:
+                # ValueError unless True or a database alias
+                validation.commit_alias(value)
+            stored[key] = value
         elif isinstance(value, (str, int, float, bool)):
-            stored[key] = value  # an option enqueue() validates, such as on_orphan
+            stored[key] = value  # an option enqueue() validates
         else:
             raise TypeError(
-                f"Task option {key!r} of a schedule must be a string, number or boolean, got {value!r}."
+                f"Task option {key!r} of a schedule must be a string, number or boolean, "
+                f"got {validation.shown(value)}."
             )
     return stored
 
@@ -281,7 +321,8 @@ def _kind(schedule_type: Any, *, cron: Any, minutes: Any) -> str:
         return scheduling.ONCE
     if not isinstance(schedule_type, str):
         raise TypeError(
-            f"schedule_type must be a ScheduleType such as ScheduleType.DAILY, got {schedule_type!r}."
+            "schedule_type must be a ScheduleType such as ScheduleType.DAILY, "
+            f"got {validation.shown(schedule_type)}."
         )
     value = DJANGO_Q_TYPES.get(schedule_type, schedule_type.upper())
     if value not in scheduling.KINDS:
@@ -294,5 +335,7 @@ def _kind(schedule_type: Any, *, cron: Any, minutes: Any) -> str:
 
 def _catch_up(value: Any) -> str:
     if not isinstance(value, str) or value.upper() not in models.CatchUp.values:
-        raise ValueError(f"catch_up must be 'skip', 'once' or 'all', got {value!r}.")
+        raise ValueError(
+            f"catch_up must be 'skip', 'once' or 'all', got {validation.shown(value)}."
+        )
     return value.upper()

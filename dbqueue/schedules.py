@@ -30,7 +30,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone as dj_timezone
 
-from dbqueue import models, schedule_definition
+from dbqueue import models, schedule_definition, validation
 from dbqueue.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -156,10 +156,13 @@ def sync_declared(
             counts["updated"] += 1
         else:
             counts["unchanged"] += 1
+    # Only names a schedule can have: the driver refuses to send the others
+    # (NUL on PostgreSQL, a lone surrogate anywhere), and none is stored.
+    storable = [name for name in entries if _is_storable_name(name)]
     stale = (
         models.Schedule.objects.using(models.queue_db())
         .filter(declared=True)
-        .exclude(name__in=list(entries))
+        .exclude(name__in=storable)
     )
     for name in stale.values_list("name", flat=True):
         logger.info(
@@ -169,6 +172,14 @@ def sync_declared(
         counts["deleted"] += 1
     stale.delete()
     return counts
+
+
+def _is_storable_name(name: object) -> bool:
+    try:
+        validation.text(name, "name", schedule_definition.NAME_MAX)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _apply(

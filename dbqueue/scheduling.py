@@ -22,7 +22,7 @@ import datetime
 import math
 from collections.abc import Iterator
 
-from dbqueue import wallclock
+from dbqueue import validation, wallclock
 
 UTC = datetime.UTC
 EPSILON = datetime.timedelta(microseconds=1)  # the databases keep microseconds
@@ -39,6 +39,8 @@ CRON = "CRON"
 KINDS = (ONCE, MINUTES, HOURLY, DAILY, WEEKLY, MONTHLY, QUARTERLY, YEARLY, CRON)
 STEP_DAYS = {DAILY: 1, WEEKLY: 7}
 STEP_MONTHS = {MONTHLY: 1, QUARTERLY: 3, YEARLY: 12}
+
+MINUTES_MAX = 2**31 - 1  # Schedule.minutes: PostgreSQL's integer column
 
 SKIP = "SKIP"
 CATCH_UP_ONCE = "ONCE"
@@ -73,8 +75,18 @@ class Rule:
             wallclock.check_cron(self.cron)
 
     def next_after(self, moment: datetime.datetime) -> datetime.datetime | None:
-        """Return the first run time strictly after `moment`, or None if there is none."""
-        moment = moment.astimezone(UTC)
+        """Return the first run time strictly after `moment`, or None if there is none.
+
+        There is none past wallclock.LATEST, the last instant dbqueue stores:
+        a schedule whose next run would fall after the year 9999 is finished.
+        """
+        try:
+            found = self._next_after(moment.astimezone(UTC))
+        except OverflowError:
+            return None
+        return found if found is not None and found <= wallclock.LATEST else None
+
+    def _next_after(self, moment: datetime.datetime) -> datetime.datetime | None:
         if self.kind == ONCE:
             return self.anchor if self.anchor > moment else None
         if self.kind == CRON:
@@ -91,7 +103,12 @@ class Rule:
 
     def last_at_or_before(self, moment: datetime.datetime) -> datetime.datetime | None:
         """Return the latest run time at or before `moment`, or None if there is none."""
-        moment = moment.astimezone(UTC)
+        try:
+            return self._last_at_or_before(moment.astimezone(UTC))
+        except OverflowError:  # before the year 1
+            return None
+
+    def _last_at_or_before(self, moment: datetime.datetime) -> datetime.datetime | None:
         if self.kind == ONCE:
             return self.anchor if self.anchor <= moment else None
         if self.kind == CRON:
@@ -102,7 +119,7 @@ class Rule:
             period = self._period()
             return self.anchor + ((moment - self.anchor) // period) * period
         k = self._calendar_index(moment) + 1
-        while k >= 0 and self._calendar_run(k) > moment:
+        while k >= 0 and self._is_calendar_run_after(k, moment):
             k -= 1
         return self._calendar_run(k) if k >= 0 else None
 
@@ -119,6 +136,12 @@ class Rule:
         months = (there.year - start.year) * 12 + there.month - start.month
         return months // STEP_MONTHS[self.kind]
 
+    def _is_calendar_run_after(self, k: int, moment: datetime.datetime) -> bool:
+        try:
+            return self._calendar_run(k) > moment
+        except OverflowError:  # past the year 9999, so after any moment
+            return True
+
     def _calendar_run(self, k: int) -> datetime.datetime:
         """Return the k-th run of a calendar rule: the anchor's wall time, k periods later."""
         wall = self.anchor.astimezone(self.zone).replace(tzinfo=None)
@@ -127,6 +150,8 @@ class Rule:
         else:
             month0 = wall.month - 1 + k * STEP_MONTHS[self.kind]
             year, month = wall.year + month0 // 12, month0 % 12 + 1
+            if not datetime.MINYEAR <= year <= datetime.MAXYEAR:
+                raise OverflowError(f"year {year} is out of range")
             # The 31st of a month that has 30 days runs on the 30th, and the
             # next month is counted from the anchor, not from that clamped day.
             day = min(wall.day, calendar.monthrange(year, month)[1])
@@ -227,7 +252,11 @@ def timing_problems(
         if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 1:
             problems["minutes"] = (
                 "minutes must be a positive whole number of minutes for an every-N-minutes "
-                f"schedule, got {minutes!r}."
+                f"schedule, got {validation.shown(minutes)}."
+            )
+        elif minutes > MINUTES_MAX:
+            problems["minutes"] = (
+                f"minutes must be at most {MINUTES_MAX}, got {validation.shown(minutes)}."
             )
     elif minutes is not None:
         problems["minutes"] = (

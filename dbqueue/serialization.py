@@ -27,7 +27,7 @@ from django.core import signing
 from django.db import models
 from picklefield.fields import dbsafe_decode, dbsafe_encode
 
-from dbqueue import exceptions
+from dbqueue import exceptions, validation
 from dbqueue.conf import settings
 
 PICKLE_TAG = "p"
@@ -48,9 +48,33 @@ def dumps_payload(
     """Serialise and sign a call's arguments (with DBQUEUE_SERIALIZER unless `serializer` is given).
 
     Raise SerializationError naming the argument that the serializer cannot
-    take, and PayloadTooLarge when the result exceeds DBQUEUE_MAX_PAYLOAD_SIZE.
+    take, and PayloadTooLarge when the result exceeds DBQUEUE_MAX_PAYLOAD_SIZE;
+    ValueError for an unknown serializer, and TypeError unless `args` is a
+    tuple or a list and `kwargs` a dict with string keys.
     """
-    name = serializer or settings.SERIALIZER
+    name = serializer if serializer is not None else settings.SERIALIZER
+    if not isinstance(name, str) or name not in SERIALIZERS:
+        source = "serializer" if serializer is not None else "DBQUEUE_SERIALIZER"
+        raise ValueError(
+            f"{source} must be 'pickle' or 'json', got {validation.shown(name)}."
+        )
+    # A string would be taken apart into characters, and a key that is not
+    # a string makes a call that no worker can make.
+    if isinstance(args, str | bytes) or not isinstance(args, tuple | list):
+        raise TypeError(
+            f"args of {_short(func_path)}() must be a tuple or a list, "
+            f"got {type(args).__name__}."
+        )
+    if not isinstance(kwargs, Mapping):
+        raise TypeError(
+            f"kwargs of {_short(func_path)}() must be a dict, got {type(kwargs).__name__}."
+        )
+    for key in kwargs:
+        if not isinstance(key, str):
+            raise TypeError(
+                f"kwargs of {_short(func_path)}() must have parameter names as keys, "
+                f"got a {type(key).__name__} key."
+            )
     try:
         text = _encode(name, (tuple(args), dict(kwargs)))
     except Exception as exc:

@@ -1,16 +1,18 @@
 """Queue health in numbers: per-queue depth and lag, the last hour's throughput, live workers.
 
-Shared by the admin dashboard, `qinfo` and the metrics view.
+The one owner of these queries, for the admin dashboard, `qinfo`, `qmonitor`,
+`qhealth` and the metrics. Each reader takes the pieces it shows, and reads
+each once:
 
-A snapshot costs a fixed handful of queries whatever the table sizes and the
-number of queues, each answered from an index:
-
-- queued depth and oldest due task per queue: the claim index (QUEUED rows only);
-- running per queue: the lease index (RUNNING rows only);
-- succeeded and failed per queue and minute over the last hour: the
-  (status, finished_at) index, grouped in the database;
-- dead-letter entries per queue: the (queue, failed_at) index;
-- paused queues and the worker registry: small tables.
+- depth(): queued depth and oldest due task per queue, from the claim index
+  (QUEUED rows only); all `qhealth` needs besides the paused names;
+- queue_stats(): depth() plus running per queue (the lease index),
+  dead-letter entries per queue (the (queue, failed_at) index) and the queue
+  states (a small table); what the metrics read, whose cost does not grow
+  with the traffic;
+- snapshot(): queue_stats() plus succeeded and failed per queue and minute
+  over the last hour (the (status, finished_at) index, grouped in the
+  database) and the worker registry (a small table); the dashboard and qinfo.
 
 Succeeded tasks enqueued with save=False are deleted when they finish, so
 throughput counts only tasks whose rows are kept.
@@ -19,6 +21,8 @@ throughput counts only tasks whose rows are kept.
 from __future__ import annotations
 
 import datetime
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Min, Q
@@ -30,10 +34,28 @@ from dbqueue.conf import settings
 
 WINDOW = datetime.timedelta(hours=1)  # the charts' span
 BUCKET = datetime.timedelta(minutes=1)  # one bar per minute
+ZERO = datetime.timedelta(0)
+
+
+class _Outcomes:
+    """The failure rate of anything that counts succeeded and failed tasks."""
+
+    succeeded: int
+    failed: int
+
+    @property
+    def failure_rate(self) -> float | None:
+        done = self.succeeded + self.failed
+        return self.failed / done if done else None
+
+    @property
+    def failure_percent(self) -> str:
+        rate = self.failure_rate
+        return "" if rate is None else f"{rate:.1%}"
 
 
 @dataclass
-class QueueStats:
+class QueueStats(_Outcomes):
     """One queue's row on the dashboard."""
 
     name: str
@@ -48,14 +70,6 @@ class QueueStats:
     changed_by: str = ""
     changed_at: datetime.datetime | None = None
     lag: datetime.timedelta | None = None
-
-    @property
-    def failure_rate(self) -> float | None:
-        return _rate(self.succeeded, self.failed)
-
-    @property
-    def failure_percent(self) -> str:
-        return _percent(self.failure_rate)
 
 
 @dataclass
@@ -72,42 +86,125 @@ class WorkerStats:
 
 
 @dataclass
-class Snapshot:
+class ClusterStats:
+    """One qcluster: its supervisor's registry row and its children's."""
+
+    id: str
+    supervisor: WorkerStats | None  # None while only children are registered
+    children: list[WorkerStats]
+
+    @property
+    def is_stale(self) -> bool:
+        """Tell whether the cluster stopped heartbeating (unseen for a lease)."""
+        rows = [self.supervisor] if self.supervisor else self.children
+        return all(row.is_stale for row in rows)
+
+    @property
+    def last_seen(self) -> datetime.datetime:
+        rows = [self.supervisor] if self.supervisor else self.children
+        return max(row.worker.last_seen for row in rows)
+
+
+@dataclass
+class Throughput(_Outcomes):
+    """Tasks finished in the last few minutes (the current minute so far included)."""
+
+    since: datetime.datetime
+    until: datetime.datetime
+    succeeded: int
+    failed: int
+
+    @property
+    def minutes(self) -> float:
+        return max((self.until - self.since).total_seconds(), 1.0) / 60
+
+    @property
+    def per_minute(self) -> float:
+        return (self.succeeded + self.failed) / self.minutes
+
+
+@dataclass
+class Snapshot(_Outcomes):
     now: datetime.datetime
     queues: list[QueueStats]
     buckets: list[Bucket]
     workers: list[WorkerStats] = field(default_factory=list)
+    succeeded: int = field(init=False)  # in the last hour's buckets
+    failed: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.succeeded = sum(bucket.succeeded for bucket in self.buckets)
+        self.failed = sum(bucket.failed for bucket in self.buckets)
 
     @property
-    def succeeded(self) -> int:
-        return sum(bucket.succeeded for bucket in self.buckets)
+    def clusters(self) -> list[ClusterStats]:
+        """Group the registry by cluster, supervisors first, in id order."""
+        found: dict[str, ClusterStats] = {}
+        for row in self.workers:
+            cluster = found.setdefault(
+                row.worker.cluster_id, ClusterStats(row.worker.cluster_id, None, [])
+            )
+            if row.worker.role == models.Role.SUPERVISOR:
+                cluster.supervisor = row
+            else:
+                cluster.children.append(row)
+        return sorted(found.values(), key=lambda cluster: cluster.id)
 
-    @property
-    def failed(self) -> int:
-        return sum(bucket.failed for bucket in self.buckets)
+    def recent(self, minutes: int = 5) -> Throughput:
+        """Sum the last `minutes` one-minute buckets; the newest is the minute under way."""
+        if not 1 <= minutes <= len(self.buckets):
+            raise ValueError(
+                f"minutes must be 1 to {len(self.buckets)}, got {minutes!r}."
+            )
+        chosen = self.buckets[-minutes:]
+        return Throughput(
+            since=chosen[0].start,
+            until=self.now,
+            succeeded=sum(bucket.succeeded for bucket in chosen),
+            failed=sum(bucket.failed for bucket in chosen),
+        )
 
-    @property
-    def failure_rate(self) -> float | None:
-        return _rate(self.succeeded, self.failed)
+    def max_lag(self, *, paused: bool = False) -> QueueStats | None:
+        """Return the queue whose oldest due task has waited longest (paused ones only if asked)."""
+        return max_lag(self.queues, paused=paused)
 
-    @property
-    def failure_percent(self) -> str:
-        return _percent(self.failure_rate)
+
+def max_lag(queues: Iterable[QueueStats], *, paused: bool = False) -> QueueStats | None:
+    """Return the queue whose oldest due task has waited longest (paused ones only if asked)."""
+    lagging = [
+        queue
+        for queue in queues
+        if queue.lag is not None and (paused or not queue.paused)
+    ]
+    return max(lagging, key=lambda queue: queue.lag or ZERO, default=None)
 
 
 def snapshot(now: datetime.datetime | None = None) -> Snapshot:
     """Read the dashboard's numbers as of `now` (see the module docstring for the cost)."""
     now = now or timezone.now()
-    db = models.queue_db()
-    tasks = models.Task.objects.using(db)
-    queues: dict[str, QueueStats] = {}
+    queues = queue_stats(now)
+    buckets = _throughput(now, queues)
+    return Snapshot(
+        now=now,
+        queues=sorted(queues.values(), key=lambda stats: stats.name),
+        buckets=list(buckets.values()),
+        workers=workers(now),
+    )
 
-    def row(name: str) -> QueueStats:
-        return queues.setdefault(name, QueueStats(name))
 
+def depth(
+    now: datetime.datetime, queues: Iterable[str] | None = None
+) -> dict[str, QueueStats]:
+    """Read the queued depth and the oldest due task of each queue with queued tasks.
+
+    One grouped query over the claim index; `queues` limits it to these.
+    """
+    queued = models.Task.objects.using(models.queue_db()).queued()
+    if queues is not None:
+        queued = queued.filter(queue__in=list(queues))
+    found: dict[str, QueueStats] = {}
     for item in (
-        tasks.queued()
-        .order_by()
+        queued.order_by()
         .values("queue")
         .annotate(
             total=Count("id"),
@@ -115,34 +212,41 @@ def snapshot(now: datetime.datetime | None = None) -> Snapshot:
             oldest=Min("run_after", filter=Q(run_after__lte=now)),
         )
     ):
-        stats = row(item["queue"])
-        stats.due, stats.waiting = item["due"], item["total"] - item["due"]
-        stats.oldest_due = item["oldest"]
-        stats.lag = now - item["oldest"] if item["oldest"] else None
-    for held in tasks.running().order_by().values("queue").annotate(n=Count("id")):
-        row(held["queue"]).running = held["n"]
-    buckets = _buckets(now)
-    for done in (
-        tasks.filter(
-            status__in=[models.Status.SUCCEEDED, models.Status.FAILED],
-            finished_at__gte=now - WINDOW,
-            finished_at__lte=now,
+        found[item["queue"]] = QueueStats(
+            item["queue"],
+            due=item["due"],
+            waiting=item["total"] - item["due"],
+            oldest_due=item["oldest"],
+            lag=now - item["oldest"] if item["oldest"] else None,
         )
+    return found
+
+
+def queue_stats(
+    now: datetime.datetime, *, names: Iterable[str] = ()
+) -> dict[str, QueueStats]:
+    """Read each queue's depth, lag, running tasks, dead letters and state, by name.
+
+    Every queue with a row anywhere is there, and the default queue and
+    `names` even without one. The last hour's succeeded and failed stay 0:
+    only snapshot() reads the history.
+    """
+    db = models.queue_db()
+    found = depth(now)
+
+    def row(name: str) -> QueueStats:
+        return found.setdefault(name, QueueStats(name))
+
+    for name in (str(settings.DEFAULT_QUEUE), *names):
+        row(name)
+    for held in (
+        models.Task.objects.using(db)
+        .running()
         .order_by()
-        .annotate(minute=TruncMinute("finished_at", tzinfo=datetime.UTC))
-        .values("queue", "status", "minute")
+        .values("queue")
         .annotate(n=Count("id"))
     ):
-        stats = row(done["queue"])
-        bucket = buckets.get(done["minute"])
-        if done["status"] == models.Status.SUCCEEDED:
-            stats.succeeded += done["n"]
-            if bucket is not None:
-                bucket.succeeded += done["n"]
-        else:
-            stats.failed += done["n"]
-            if bucket is not None:
-                bucket.failed += done["n"]
+        row(held["queue"]).running = held["n"]
     for dead in (
         models.FailedTask.objects.using(db)
         .order_by()
@@ -154,13 +258,37 @@ def snapshot(now: datetime.datetime | None = None) -> Snapshot:
         stats = row(state.name)
         stats.paused, stats.changed_by = state.paused, state.changed_by
         stats.changed_at = state.changed_at
-    row(str(settings.DEFAULT_QUEUE))
-    return Snapshot(
-        now=now,
-        queues=sorted(queues.values(), key=lambda stats: stats.name),
-        buckets=list(buckets.values()),
-        workers=workers(now),
-    )
+    return found
+
+
+def _throughput(
+    now: datetime.datetime, queues: dict[str, QueueStats]
+) -> dict[datetime.datetime, Bucket]:
+    """Count the last hour's outcomes into `queues` and into one-minute buckets."""
+    buckets = _buckets(now)
+    for done in (
+        models.Task.objects.using(models.queue_db())
+        .filter(
+            status__in=[models.Status.SUCCEEDED, models.Status.FAILED],
+            finished_at__gte=now - WINDOW,
+            finished_at__lte=now,
+        )
+        .order_by()
+        .annotate(minute=TruncMinute("finished_at", tzinfo=datetime.UTC))
+        .values("queue", "status", "minute")
+        .annotate(n=Count("id"))
+    ):
+        stats = queues.setdefault(done["queue"], QueueStats(done["queue"]))
+        bucket = buckets.get(done["minute"])
+        if done["status"] == models.Status.SUCCEEDED:
+            stats.succeeded += done["n"]
+            if bucket is not None:
+                bucket.succeeded += done["n"]
+        else:
+            stats.failed += done["n"]
+            if bucket is not None:
+                bucket.failed += done["n"]
+    return buckets
 
 
 def workers(now: datetime.datetime) -> list[WorkerStats]:
@@ -172,6 +300,22 @@ def workers(now: datetime.datetime) -> list[WorkerStats]:
     ]
 
 
+def current_tasks(workers: list[WorkerStats]) -> dict[uuid.UUID, str]:
+    """Return the function of each task these workers run, by task id, in one query."""
+    ids = {
+        row.worker.current_task_id
+        for row in workers
+        if row.worker.current_task_id is not None
+    }
+    if not ids:
+        return {}
+    return dict(
+        models.Task.objects.using(models.queue_db())
+        .filter(id__in=ids)
+        .values_list("id", "func")
+    )
+
+
 def _buckets(now: datetime.datetime) -> dict[datetime.datetime, Bucket]:
     """Return the last hour's one-minute buckets by their UTC start, oldest first."""
     end = now.astimezone(datetime.UTC).replace(second=0, microsecond=0)
@@ -180,12 +324,3 @@ def _buckets(now: datetime.datetime) -> dict[datetime.datetime, Bucket]:
         start: Bucket(start)
         for start in (end - BUCKET * (count - 1 - index) for index in range(count))
     }
-
-
-def _rate(succeeded: int, failed: int) -> float | None:
-    done = succeeded + failed
-    return failed / done if done else None
-
-
-def _percent(rate: float | None) -> str:
-    return "" if rate is None else f"{rate:.1%}"

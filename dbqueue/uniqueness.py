@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import numbers
 import time
 from typing import Any
@@ -24,7 +25,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from dbqueue import claiming, exceptions, models
+from dbqueue import claiming, exceptions, models, validation
 
 logger = logging.getLogger(__name__)
 
@@ -52,14 +53,25 @@ def validate(
     if isinstance(unique_for, datetime.timedelta):
         seconds = unique_for.total_seconds()
     elif isinstance(unique_for, numbers.Real) and not isinstance(unique_for, bool):
-        seconds = float(unique_for)
+        try:
+            seconds = float(unique_for)
+        except OverflowError:  # an int too large for a float
+            seconds = -math.inf if unique_for < 0 else math.inf
     else:
         raise TypeError(
-            f"unique_for must be a number of seconds or a timedelta, got {unique_for!r}."
+            "unique_for must be a number of seconds or a timedelta, "
+            f"got {type(unique_for).__name__}."
         )
-    if seconds <= 0:
-        raise ValueError(f"unique_for must be more than 0 seconds, got {unique_for!r}.")
-    return key, now + datetime.timedelta(seconds=seconds)
+    if not 0 < seconds < math.inf:
+        raise ValueError(
+            f"unique_for must be more than 0 seconds, and finite, got {seconds:g}."
+        )
+    try:
+        return key, now + datetime.timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(
+            f"unique_for of {seconds:g} seconds would hold the key past the year 9999."
+        ) from None
 
 
 def conflict_policy(value: Any) -> str:
@@ -67,7 +79,8 @@ def conflict_policy(value: Any) -> str:
         return DEFAULT_POLICY
     if value not in POLICIES:
         raise ValueError(
-            f"on_conflict must be one of {', '.join(map(repr, POLICIES))}, got {value!r}."
+            f"on_conflict must be one of {', '.join(map(repr, POLICIES))}, "
+            f"got {validation.shown(value)}."
         )
     return str(value)
 
@@ -152,7 +165,7 @@ def _withdraw(holder: models.Task, replacement: models.Task) -> bool:
     it), nor a finished one inside its unique_for period: then the call is
     treated as "ignore", as Oban's replace does for executing jobs.
     """
-    return (
+    withdrawn = (
         models.Task.objects.using(models.queue_db())
         .queued()
         .filter(pk=holder.pk)
@@ -164,3 +177,12 @@ def _withdraw(holder: models.Task, replacement: models.Task) -> bool:
         )
         == 1
     )
+    if withdrawn:
+        logger.info(
+            "Task id=%s path=%s queue=%s state=CANCELLED reason=Replaced by task %s",
+            holder.id,
+            holder.func,
+            holder.queue,
+            replacement.id,
+        )
+    return withdrawn

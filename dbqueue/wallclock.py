@@ -47,6 +47,12 @@ CRON_FIELDS = (
 )
 # croniter works on naive local times; validation walks from this one.
 CRON_CHECK_FROM = datetime.datetime(2000, 1, 1)
+# The instants dbqueue stores: Python's datetime range less a day at each
+# end, so that every one converts to UTC and to any time zone (a database
+# connection's, the admin's) without overflowing.
+EARLIEST = datetime.datetime.min.replace(tzinfo=UTC) + datetime.timedelta(days=1)
+LATEST = datetime.datetime.max.replace(tzinfo=UTC) - datetime.timedelta(days=1)
+ZONE_NAME_MAX = 64  # characters, Schedule.timezone; IANA names are shorter
 
 
 def instants(
@@ -76,12 +82,17 @@ def zone(name: object) -> zoneinfo.ZoneInfo:
         raise ValueError(
             f"timezone must be an IANA time zone name such as 'Europe/Berlin', got {name!r}."
         )
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"timezone {name!r} is not an IANA time zone name such as 'Europe/Berlin' or 'UTC'."
-        ) from None
+    # A long name never reaches the file system (where it fails with
+    # ENAMETOOLONG, or a RecursionError in importlib.resources when deep),
+    # and a directory such as 'Europe' is no zone (IsADirectoryError).
+    if len(name) <= ZONE_NAME_MAX:
+        try:
+            return zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            pass
+    raise ValueError(
+        f"timezone {name!r} is not an IANA time zone name such as 'Europe/Berlin' or 'UTC'."
+    )
 
 
 def check_cron(expression: str) -> None:
@@ -169,7 +180,9 @@ def cron_next(
     while True:
         try:
             wall = walker.get_next(datetime.datetime)
-        except CroniterBadDateError:
+        except (CroniterBadDateError, OverflowError, ValueError):
+            # No match left, or croniter walked past the year 9999
+            # (OverflowError, or ValueError "year 10000 is out of range").
             return best
         if stop is not None and wall >= stop:
             return best
@@ -193,8 +206,8 @@ def cron_last(
     while True:
         try:
             wall = walker.get_prev(datetime.datetime)
-        except CroniterBadDateError:
-            return best
+        except (CroniterBadDateError, OverflowError, ValueError):
+            return best  # as in cron_next(), before the year 1
         if stop is not None and wall <= stop:
             return best
         for candidate in instants(wall, zone, both_passes=both):

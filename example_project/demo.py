@@ -27,6 +27,7 @@ from django.db import connections
 from django.test import Client
 
 import dbqueue
+from dbqueue import progress
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 2
@@ -174,20 +175,35 @@ def post_signup(client: Client, endpoint: str, username: str) -> Signup:
 def wait_for_tasks(signups: list[Signup], cluster: subprocess.Popen[bytes]) -> None:
     """Wait, up to one shared deadline, for each queued email and record its outcome."""
     deadline = time.monotonic() + TASKS_TIMEOUT
-    for signup in signups:
-        if signup.task_id is None:
-            continue
-        task = dbqueue.fetch(signup.task_id)
-        while task is not None and not task.is_finished and time.monotonic() < deadline:
-            ensure_alive(cluster, f"while {signup.username}'s email was queued")
-            task = dbqueue.fetch(signup.task_id, wait=POLL_WAIT)
-        if task is None:
-            raise DemoError(
-                f"the task of {signup.username!r} disappeared from the database"
-            )
-        signup.outcome, signup.result = task.status, task.result
-        if task.finished_at:
-            signup.sent_after = (task.finished_at - task.enqueued_at).total_seconds()
+    queued = [signup for signup in signups if signup.task_id is not None]
+    # A counter on a terminal, a line every few seconds in a log.
+    bar = progress.Progress(sys.stdout, "  emails sent", total=len(queued))
+    bar.update(0)
+    try:
+        for done, signup in enumerate(queued, 1):
+            wait_for_task(signup, cluster, deadline)
+            bar.update(done)
+    finally:
+        bar.finish()
+
+
+def wait_for_task(
+    signup: Signup, cluster: subprocess.Popen[bytes], deadline: float
+) -> None:
+    """Wait until the signup's email task finishes (or the deadline passes); record its outcome."""
+    if signup.task_id is None:
+        return
+    task = dbqueue.fetch(signup.task_id)
+    while task is not None and not task.is_finished and time.monotonic() < deadline:
+        ensure_alive(cluster, f"while {signup.username}'s email was queued")
+        task = dbqueue.fetch(signup.task_id, wait=POLL_WAIT)
+    if task is None:
+        raise DemoError(
+            f"the task of {signup.username!r} disappeared from the database"
+        )
+    signup.outcome, signup.result = task.status, task.result
+    if task.finished_at:
+        signup.sent_after = (task.finished_at - task.enqueued_at).total_seconds()
 
 
 def check(signups: list[Signup]) -> list[str]:

@@ -5,7 +5,10 @@
 - ``second_connection``: another connection to the test database, registered
   under its own alias, for tests that hold locks on one connection and claim
   on the other.
-- ``cluster``: starts ``qcluster`` in a subprocess against the test database.
+- ``worker`` / ``drain()``: a Worker of every queue driven in-process with
+  run_once(), and a loop that runs it until the queue is empty.
+- ``cluster`` / ``python_child``: start ``qcluster`` (or any ``python`` command
+  line) in a subprocess against the test database.
 - ``wait_until``: polls a condition against a deadline.
 """
 
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection, connections
+from django.utils import timezone
 
 REPO = Path(__file__).resolve().parent.parent
 SECOND_ALIAS = "dbqueue_second"
@@ -74,12 +78,30 @@ def second_connection(transactional_db: None) -> Iterator[str]:
         del connections[SECOND_ALIAS]
 
 
-class Cluster:
-    """A qcluster subprocess in its own process group, with its output in a file."""
+@pytest.fixture
+def worker():
+    """A Worker of every queue, driven in-process with run_once() (see drain())."""
+    from dbqueue.cluster.worker import Worker
+
+    return Worker(worker_id="test-worker", queues=["*"], poll_interval=0)
+
+
+def drain(worker, rounds: int = 50) -> None:
+    """Run `worker` until a round claims nothing, making retries due at once."""
+    from dbqueue.models import Task
+
+    for _ in range(rounds):
+        Task.objects.queued().update(run_after=timezone.now())
+        if not worker.run_once():
+            return
+
+
+class Child:
+    """A Python subprocess on the test database, in its own process group, its output in a file."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the process
-            prefix="qcluster-", suffix=".log", delete=False
+            prefix="dbqueue-child-", suffix=".log", delete=False
         )
         child_env = {
             **os.environ,
@@ -89,7 +111,7 @@ class Cluster:
         child_env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
         child_env["PYTHONPATH"] = str(REPO)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "django", "qcluster", *args],
+            [sys.executable, *args],
             cwd=REPO,
             env=child_env,
             stdout=self.log,
@@ -111,11 +133,16 @@ class Cluster:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             pytest.fail(
-                f"qcluster did not exit within {timeout}s. Output:\n{self.output()}"
+                f"pid {self.pid} did not exit within {timeout}s. Output:\n{self.output()}"
             )
 
     def signal(self, signum: int) -> None:
         os.kill(self.process.pid, signum)
+
+    def stop(self, timeout: float = 20) -> int:
+        """Send SIGTERM and return the exit code; fail the test after `timeout` seconds."""
+        self.signal(signal.SIGTERM)
+        return self.wait(timeout)
 
     def kill_group(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -123,17 +150,23 @@ class Cluster:
         self.process.wait(10)
 
 
-@pytest.fixture
-def cluster(
-    transactional_db: None, request: pytest.FixtureRequest
-) -> Iterator[Callable[..., Cluster]]:
-    """Start qcluster subprocesses; kill their process groups afterwards, printing output on failure."""
-    started: list[Cluster] = []
+class Cluster(Child):
+    """``qcluster`` in a subprocess: Cluster("--workers", "2")."""
 
-    def start(*args: str, env: dict[str, str] | None = None) -> Cluster:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        super().__init__("-m", "django", "qcluster", *args, env=env)
+
+
+def _children(
+    request: pytest.FixtureRequest, kind: type[Child]
+) -> Iterator[Callable[..., Child]]:
+    """Start children of `kind`; kill their process groups afterwards, printing output on failure."""
+    started: list[Child] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Child:
         # The child opens its own connections; ours must not hold locks it needs.
         connection.close()
-        started.append(Cluster(*args, env=env))
+        started.append(kind(*args, env=env))
         return started[-1]
 
     yield start
@@ -142,9 +175,68 @@ def cluster(
         report = getattr(request.node, "rep_call", None)
         if report is not None and report.failed:
             sys.stderr.write(
-                f"\n--- qcluster pid={item.pid} output ---\n{item.output()}\n"
+                f"\n--- {kind.__name__} pid={item.pid} output ---\n{item.output()}\n"
             )
         Path(item.log.name).unlink(missing_ok=True)
+
+
+@pytest.fixture
+def cluster(
+    transactional_db: None, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Child]]:
+    """Start qcluster subprocesses: cluster("--workers", "2") returns a Cluster."""
+    yield from _children(request, Cluster)
+
+
+@pytest.fixture
+def python_child(
+    transactional_db: None, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Child]]:
+    """Start Python subprocesses: python_child("-c", code) returns a Child."""
+    yield from _children(request, Child)
+
+
+def run_chaos(*args: str, json_path: Path, timeout: float) -> tuple[int, str]:
+    """Run ``python -m chaos ARGS`` on this run's database server; return its exit code and output.
+
+    The chaos runner makes its own throwaway databases there, with its own
+    settings, and writes its result to `json_path`.
+    """
+    vendor = connection.vendor
+    server = (
+        "DBQUEUE_TEST_POSTGRES_URL"
+        if vendor == "postgresql"
+        else "DBQUEUE_TEST_MYSQL_URL"
+    )
+    env = {
+        **os.environ,
+        server: os.environ["DBQUEUE_TEST_DATABASE_URL"],
+        "PYTHONPATH": str(REPO),
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    connection.close()  # the run may restart the server under it
+    try:
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "chaos",
+                *args,
+                "--db",
+                vendor,
+                "--json",
+                str(json_path),
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    finally:
+        connection.close()
+    return run.returncode, run.stdout + run.stderr
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

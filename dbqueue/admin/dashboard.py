@@ -122,6 +122,9 @@ class QueueStateAdmin(base.ConsoleAdmin):
         name = request.POST.get("queue", "")
         paused = request.POST.get("paused") == "1"
         try:
+            if "\x00" in name:
+                # PostgreSQL refuses NUL in text with an error, not a no.
+                raise ValueError("A queue name cannot hold a NUL character.")
             models.QueueState.set_paused(name, paused, by=permissions.username(request))
         except ValueError as exc:
             self.message_user(request, str(exc), messages.ERROR)

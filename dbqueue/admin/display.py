@@ -3,8 +3,11 @@
 Arguments are read only through Task.args / Task.kwargs, which verify the
 payload's signature before anything is unpickled; a row whose payload does
 not verify, or cannot be decoded, shows why instead of failing the page.
-Values are shown as a truncated repr, and keyword arguments whose names look
-secret are masked for users without the view_task_arguments permission.
+Values are shown as a truncated repr. Secret arguments (a task's
+``secret_args`` and DBQUEUE_SECRET_ARGUMENT_NAMES, see dbqueue.redaction) are
+hidden from everyone, since no page needs them; beyond those, keyword
+arguments whose names merely look secret are masked for users without the
+view_task_arguments permission.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dbqueue import models
+from dbqueue import models, redaction
 
 REPR_LIMIT = 2000  # characters of one value's repr shown
 MASK = "********"
@@ -40,7 +43,8 @@ class Arguments:
     args: list[str]
     kwargs: list[tuple[str, str]]
     error: str = ""
-    masked: bool = False
+    masked: bool = False  # a value was masked that view_task_arguments would show
+    redacted: bool = False  # a secret argument was hidden, as it is from everyone
 
 
 def short_repr(value: Any) -> str:
@@ -71,6 +75,9 @@ def arguments(func: str, payload: str, hook: str, *, unmasked: bool) -> Argument
             [],
             error=f"The arguments cannot be shown: {type(exc).__name__}: {exc}",
         )
+    redacted_args, redacted_kwargs = redaction.redact(func, args, kwargs)
+    redacted = _hid(redacted_args, args) or _hid(redacted_kwargs, kwargs)
+    args, kwargs = redacted_args, redacted_kwargs
     masked = False
     shown: list[tuple[str, str]] = []
     for name, value in kwargs.items():
@@ -82,7 +89,9 @@ def arguments(func: str, payload: str, hook: str, *, unmasked: bool) -> Argument
                 value, hid = _mask_nested(value)
                 masked = masked or hid
             shown.append((str(name), short_repr(value)))
-    return Arguments([short_repr(value) for value in args], shown, masked=masked)
+    return Arguments(
+        [short_repr(value) for value in args], shown, masked=masked, redacted=redacted
+    )
 
 
 def result(task: models.Task) -> str:
@@ -122,6 +131,13 @@ def duration(seconds: float | None) -> str:
     if minutes < 60:
         return f"{minutes} min {rest} s"
     return f"{minutes // 60} h {minutes % 60} min"
+
+
+def _hid(redacted: Any, original: Any) -> bool:
+    """Say whether redact() replaced anything (it returns untouched values as the same objects)."""
+    if isinstance(redacted, dict):
+        return any(value is not original[key] for key, value in redacted.items())
+    return any(new is not old for new, old in zip(redacted, original, strict=True))
 
 
 def _mask_nested(value: Any, depth: int = 0) -> tuple[Any, bool]:

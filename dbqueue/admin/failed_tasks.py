@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Left
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -14,7 +15,6 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
-from django.views.decorators.http import require_POST
 
 from dbqueue import exceptions, models, registry, replays
 from dbqueue.admin import base, display, filters, operations, permissions, tasks
@@ -36,32 +36,29 @@ MESSAGES_SHOWN = 10  # per-entry failures listed after a bulk replay
 
 
 class FailedFunctionFilter(filters.FunctionFilter):
-    """Functions of the entries (removed ones included), from the (func, failed_at) index."""
+    """Functions of the recent entries (removed ones included), and the registered ones."""
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        paths = set(registry.registered_paths())
+        paths = dict(super().lookups(request, model_admin))
         paths.update(
-            models.FailedTask.objects.using(models.queue_db())
-            .order_by()
-            .values_list("func", flat=True)
-            .distinct()
+            (path, path)
+            for path in filters.recent_values(
+                models.FailedTask.objects.using(models.queue_db()), "func"
+            )
         )
-        if self.value():
-            paths.add(str(self.value()))
-        return [(path, path) for path in sorted(paths)]
+        return sorted(paths.items())
 
 
 class FailedQueueFilter(filters.QueueFilter):
-    """Queues of the entries too, from the (queue, failed_at) index."""
+    """Queues of the recent entries too."""
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         names = dict(super().lookups(request, model_admin))
         names.update(
             (name, name)
-            for name in models.FailedTask.objects.using(models.queue_db())
-            .order_by()
-            .values_list("queue", flat=True)
-            .distinct()
+            for name in filters.recent_values(
+                models.FailedTask.objects.using(models.queue_db()), "queue"
+            )
         )
         return sorted(names.items())
 
@@ -219,18 +216,13 @@ class FailedTaskAdmin(base.ConsoleAdmin):
         return report
 
     def get_urls(self) -> list[URLPattern]:
-        wrap = self.admin_site.admin_view
         return [
             path(
                 "replay-matching/",
-                wrap(self.replay_matching_view),
+                self.admin_site.admin_view(self.replay_matching_view),
                 name="dbqueue_failedtask_replay_matching",
             ),
-            path(
-                "<path:object_id>/replay/",
-                wrap(require_POST(self.replay_view)),
-                name="dbqueue_failedtask_replay",
-            ),
+            *self.button_urls(replay=self.replay_view),
             *super().get_urls(),
         ]
 
@@ -241,26 +233,35 @@ class FailedTaskAdmin(base.ConsoleAdmin):
         page replays. The filters travel in the URL, so both see the same rows.
         """
         permissions.require(request, permissions.REPLAY_FAILED_TASK)
-        changelist = self.get_changelist_instance(request)
-        queryset = changelist.get_queryset(request)
         back = reverse("admin:dbqueue_failedtask_changelist")
+        try:
+            changelist = self.get_changelist_instance(request)
+            filters.check_choices(changelist, request)
+            queryset = changelist.get_queryset(request)
+        except IncorrectLookupParameters as exc:
+            # A filter the list would ignore must not widen "all matching" to all.
+            self.message_user(
+                request,
+                f"Nothing was replayed: the list's filters are not valid ({exc}).",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(back)
         if request.GET:
             back += "?" + request.GET.urlencode()
         if request.method == "POST":
             self._replay(request, queryset)
             return HttpResponseRedirect(back)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": "Replay all matching failed tasks",
-            "question": "Queue a fresh task for every failed task that matches the list's filters?",
-            "button": "Yes, replay them all",
-            "count": queryset.count(),
-            "filters": [(key, value) for key, value in request.GET.items()],
-            "options": [AGAIN_OPTION],
-            "back": back,
-        }
-        return TemplateResponse(request, base.CONFIRM_TEMPLATE, context)
+        return self.confirm(
+            request,
+            queryset,
+            action="",
+            title="Replay all matching failed tasks",
+            question="Queue a fresh task for every failed task that matches the list's filters?",
+            button="Yes, replay them all",
+            options=[AGAIN_OPTION],
+            filters=list(request.GET.items()),
+            back=back,
+        )
 
     def replay_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         permissions.require(request, permissions.REPLAY_FAILED_TASK)
@@ -305,30 +306,17 @@ class FailedTaskAdmin(base.ConsoleAdmin):
             )
         return super().changelist_view(request, context)
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        entry = self.get_object(request, object_id)
-        context = dict(extra_context or {})
-        if entry is not None:
-            context.update(
-                arguments=display.arguments(
-                    entry.func,
-                    entry.payload,
-                    entry.hook,
-                    unmasked=permissions.has(request, permissions.VIEW_TASK_ARGUMENTS),
-                ),
-                attempt_entries=display.attempts(entry.attempt_log),
-                replay_entries=display.attempts(entry.replay_log),
-                is_registered=entry.func in registry.registered_paths(),
-                can_replay=self.has_replay_permission(request),
-                replay_url=reverse("admin:dbqueue_failedtask_replay", args=[entry.pk]),
-            )
-        return super().change_view(request, object_id, form_url, context)
+    def detail_context(
+        self, request: HttpRequest, entry: models.FailedTask
+    ) -> dict[str, Any]:
+        return {
+            "arguments": self.arguments_of(request, entry),
+            "attempt_entries": display.attempts(entry.attempt_log),
+            "replay_entries": display.attempts(entry.replay_log),
+            "is_registered": entry.func in registry.registered_paths(),
+            "can_replay": self.has_replay_permission(request),
+            "replay_url": reverse("admin:dbqueue_failedtask_replay", args=[entry.pk]),
+        }
 
 
 def _uuid(value: str) -> uuid.UUID | None:

@@ -5,6 +5,10 @@ among registry.registered_paths(); arguments are JSON literals, which the
 form signs into the payload itself (serialization.dumps_payload) for the
 chosen function and the schedule's hook; everything else is the model's own
 validation (Schedule.clean), so the form says what schedule() would say.
+
+Secret arguments (see dbqueue.redaction) are shown as ``[redacted]``; a
+value left as ``[redacted]`` keeps the stored secret, so editing a schedule
+never needs, nor reveals, the secret itself.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from dbqueue import exceptions, models, registry, scheduling, serialization
+from dbqueue import exceptions, models, redaction, registry, scheduling, serialization
 from dbqueue.models.schedule import task_problem
 
 PREVIEW_RUNS = 5  # next run times the form and the preview endpoint show
@@ -81,6 +85,10 @@ class ScheduleForm(_ModelForm):
         self.fields["func"].choices = choices  # type: ignore[attr-defined]
         self.stored_error = ""
         self.arguments_editable = True
+        # The stored call as decoded and as shown (secrets redacted), to put
+        # back secrets a post leaves as "[redacted]".
+        self.stored_call: tuple[Any, Any] | None = None
+        self.shown_call: tuple[Any, Any] | None = None
         if self.instance.pk:
             self._load_arguments()
 
@@ -96,9 +104,12 @@ class ScheduleForm(_ModelForm):
                     "enter them again."
                 )
             return
+        shown_args, shown_kwargs = redaction.redact(self.instance.func, args, kwargs)
+        self.stored_call = (list(args), dict(kwargs))
+        self.shown_call = (list(shown_args), shown_kwargs)
         try:
-            self.initial["args"] = json.dumps(list(args))
-            self.initial["kwargs"] = json.dumps(kwargs)
+            self.initial["args"] = json.dumps(list(shown_args))
+            self.initial["kwargs"] = json.dumps(shown_kwargs)
         except (TypeError, ValueError):
             # Arguments such as datetimes came from schedule() in code; a JSON
             # round trip would change them, so the form leaves them alone.
@@ -108,8 +119,8 @@ class ScheduleForm(_ModelForm):
                 self.fields[
                     name
                 ].help_text = "These arguments are not plain JSON; change them with schedule() in code."
-            self.initial["args"] = repr(list(args))
-            self.initial["kwargs"] = repr(kwargs)
+            self.initial["args"] = repr(list(shown_args))
+            self.initial["kwargs"] = repr(shown_kwargs)
 
     def clean_func(self) -> str:
         value = str(self.cleaned_data["func"])
@@ -155,13 +166,56 @@ class ScheduleForm(_ModelForm):
                 "arguments do not verify. Set the schedule again with schedule() in "
                 "code, or delete it."
             )
+        args, kwargs = cleaned.get("args", []), cleaned.get("kwargs", {})
+        if self.stored_call is not None and self.shown_call is not None:
+            args, kept_args = _restore(args, self.shown_call[0], self.stored_call[0])
+            kwargs, kept_kwargs = _restore(
+                kwargs, self.shown_call[1], self.stored_call[1]
+            )
+            if (kept_args or kept_kwargs) and func != self.instance.func:
+                # A secret given to one function must not follow the form to another.
+                raise ValidationError(
+                    f"The arguments shown as {redaction.REDACTED} are secrets kept for "
+                    f"{self.instance.func}; enter them again to use them with {func}."
+                )
         try:
             self.instance.payload = serialization.dumps_payload(
-                func, cleaned.get("args", []), cleaned.get("kwargs", {}), hook=hook
+                func, args, kwargs, hook=hook
             )
         except exceptions.SerializationError as exc:
             self.add_error("args", str(exc))
         return cleaned
+
+
+def _restore(posted: Any, shown: Any, stored: Any) -> tuple[Any, bool]:
+    """Put back each stored secret the post left as REDACTED where it was shown; say if any."""
+    if posted == redaction.REDACTED and shown == redaction.REDACTED:
+        return stored, True
+    if (
+        isinstance(posted, dict)
+        and isinstance(shown, dict)
+        and isinstance(stored, dict)
+    ):
+        kept = False
+        merged = {}
+        for key, value in posted.items():
+            if key in shown and key in stored:
+                value, used = _restore(value, shown[key], stored[key])
+                kept = kept or used
+            merged[key] = value
+        return merged, kept
+    if isinstance(posted, list) and isinstance(shown, (list, tuple)):
+        if not isinstance(stored, (list, tuple)) or len(shown) != len(stored):
+            return posted, False
+        kept = False
+        items = list(posted)
+        for index, (value, was_shown, was_stored) in enumerate(
+            zip(posted, shown, stored, strict=False)
+        ):
+            items[index], used = _restore(value, was_shown, was_stored)
+            kept = kept or used
+        return items, kept
+    return posted, False
 
 
 def _json(text: Any, default: str, label: str) -> Any:
@@ -169,6 +223,13 @@ def _json(text: Any, default: str, label: str) -> Any:
         return json.loads(str(text or "").strip() or default)
     except json.JSONDecodeError as exc:
         raise ValidationError(f"{label} are not valid JSON: {exc}.") from exc
+    except ValueError as exc:
+        # An integer past Python's digit limit for text (4300 by default).
+        raise ValidationError(
+            f"{label} hold a number too long to read: {exc}."
+        ) from exc
+    except RecursionError as exc:
+        raise ValidationError(f"{label} are nested too deeply to read.") from exc
 
 
 def preview(

@@ -80,24 +80,7 @@ def retry_now(
 
 def _copy(task: models.Task, now: datetime.datetime) -> models.Task:
     """Insert a fresh copy of a finished task; the payload is copied, never decoded."""
-    fresh = models.Task(
-        name=task.name,
-        func=task.func,
-        payload=task.payload,
-        queue=task.queue,
-        priority=task.priority,
-        run_after=now,
-        max_attempts=task.max_attempts,
-        timeout=task.timeout,
-        keep_result=task.keep_result,
-        on_orphan=task.on_orphan,
-        group=task.group,
-        hook=task.hook,
-        unique_key=task.unique_key,
-        unique_hold=task.unique_key,
-        chain=task.chain,
-        enqueued_at=now,
-    )
+    fresh = models.Task.copy_of(task, now)
     with transaction.atomic(using=models.queue_db()):
         return api.insert(fresh, on_conflict="raise")
 

@@ -6,8 +6,8 @@ reads every row's visibility, so on a task table of a million rows each page
 load would pay for a full scan. This paginator counts at most COUNT_LIMIT + 1
 rows (``SELECT COUNT(*) FROM (SELECT id … LIMIT n)``), which the primary key
 index answers in milliseconds. Past that, an unfiltered list shows the
-planner's row estimate (PostgreSQL's pg_class.reltuples, InnoDB's
-information_schema.TABLES.TABLE_ROWS) and a filtered one "more than N".
+planner's row estimate (dbqueue.claiming.table_estimate(), which holds the
+vendor-specific SQL) and a filtered one "more than N".
 The pages past the limit are not reachable by number: with a million rows,
 narrowing the filter is the way there, not page 5,000.
 """
@@ -17,9 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.paginator import Paginator
-from django.db import DatabaseError, connections
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
+
+from dbqueue import claiming
 
 COUNT_LIMIT = 10_000  # rows counted exactly on a list page
 
@@ -56,37 +57,9 @@ class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
         if bounded <= COUNT_LIMIT:
             return bounded
         if not queryset.query.has_filters():
-            estimate = table_estimate(queryset)
+            estimate = claiming.table_estimate(
+                queryset.model._meta.db_table, using=queryset.db
+            )
             if estimate is not None and estimate > COUNT_LIMIT:
                 return AboutCount(estimate)
         return MoreThanCount(COUNT_LIMIT + 1)
-
-
-def table_estimate(queryset: QuerySet[Any]) -> int | None:
-    """Return the planner's estimate of the table's rows, or None where there is none.
-
-    Only PostgreSQL and MySQL/MariaDB keep one; SQLite has no such statistic,
-    and a list page there shows "more than N" instead.
-    """
-    connection = connections[queryset.db]
-    table = queryset.model._meta.db_table
-    if connection.vendor == "postgresql":
-        sql = "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass"
-        params: list[Any] = [connection.ops.quote_name(table)]
-    elif connection.vendor == "mysql":
-        sql = (
-            "SELECT TABLE_ROWS FROM information_schema.TABLES "
-            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s"
-        )
-        params = [table]
-    else:
-        return None
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-    except DatabaseError:
-        return None
-    if row is None or row[0] is None or int(row[0]) < 0:
-        return None
-    return int(row[0])

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from dbqueue import exceptions, models, registry
 from dbqueue.admin import base, display, operations, permissions, tasks
@@ -206,18 +206,13 @@ class ScheduleAdmin(base.ConsoleAdmin):
         )
 
     def get_urls(self) -> list[URLPattern]:
-        wrap = self.admin_site.admin_view
         return [
             path(
                 "preview/",
-                wrap(require_GET(self.preview_view)),
+                self.admin_site.admin_view(require_GET(self.preview_view)),
                 name="dbqueue_schedule_preview",
             ),
-            path(
-                "<path:object_id>/run/",
-                wrap(require_POST(self.run_view)),
-                name="dbqueue_schedule_run",
-            ),
+            *self.button_urls(run=self.run_view),
             *super().get_urls(),
         ]
 
@@ -260,28 +255,15 @@ class ScheduleAdmin(base.ConsoleAdmin):
             {"runs": [run.isoformat(" ", "seconds") for run in runs], "errors": errors}
         )
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        schedule = self.get_object(request, object_id)
-        context = dict(extra_context or {})
-        if schedule is not None:
-            context.update(
-                arguments=display.arguments(
-                    schedule.func,
-                    schedule.payload,
-                    schedule.hook,
-                    unmasked=permissions.has(request, permissions.VIEW_TASK_ARGUMENTS),
-                ),
-                can_run=self.has_run_permission(request),
-                run_url=reverse("admin:dbqueue_schedule_run", args=[schedule.pk]),
-                is_registered=schedule.func in registry.registered_paths(),
-            )
-        return super().change_view(request, object_id, form_url, context)
+    def detail_context(
+        self, request: HttpRequest, schedule: models.Schedule
+    ) -> dict[str, Any]:
+        return {
+            "arguments": self.arguments_of(request, schedule),
+            "can_run": self.has_run_permission(request),
+            "run_url": reverse("admin:dbqueue_schedule_run", args=[schedule.pk]),
+            "is_registered": schedule.func in registry.registered_paths(),
+        }
 
     def render_change_form(
         self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any

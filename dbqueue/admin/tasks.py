@@ -11,9 +11,8 @@ from django.db.models import Q, QuerySet
 from django.db.models.functions import Left
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, reverse
 from django.utils.html import format_html
-from django.views.decorators.http import require_POST
 
 from dbqueue import models
 from dbqueue.admin import base, display, filters, operations, permissions
@@ -122,9 +121,13 @@ class TaskAdmin(base.ConsoleAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[models.Task], search_term: str
     ) -> tuple[QuerySet[models.Task], bool]:
-        """Match an id, or a function path or group exactly: each is an index lookup.
+        """Match an id, or a function path or group exactly.
 
-        Django's default (icontains on every field) would scan the whole table.
+        Django's default (icontains on every field) would scan the whole
+        table. An id and a group are index lookups. A function is matched
+        only for a dotted term, as every task path has a dot, so that a
+        group search never scans: the task table has no index on func, to
+        keep enqueue cheap, and the function filter shares that cost.
         """
         term = search_term.strip()
         if not term:
@@ -132,6 +135,8 @@ class TaskAdmin(base.ConsoleAdmin):
         try:
             return queryset.filter(id=uuid.UUID(term)), False
         except ValueError:
+            if "." not in term:
+                return queryset.filter(group=term), False
             return queryset.filter(Q(func=term) | Q(group=term)), False
 
     # List columns.
@@ -219,18 +224,8 @@ class TaskAdmin(base.ConsoleAdmin):
     # The detail page, and its buttons.
 
     def get_urls(self) -> list[URLPattern]:
-        wrap = self.admin_site.admin_view
         return [
-            path(
-                "<path:object_id>/retry/",
-                wrap(require_POST(self.retry_view)),
-                name="dbqueue_task_retry",
-            ),
-            path(
-                "<path:object_id>/cancel/",
-                wrap(require_POST(self.cancel_view)),
-                name="dbqueue_task_cancel",
-            ),
+            *self.button_urls(retry=self.retry_view, cancel=self.cancel_view),
             *super().get_urls(),
         ]
 
@@ -244,37 +239,22 @@ class TaskAdmin(base.ConsoleAdmin):
         self._cancel(request, self._one(object_id))
         return self._back(object_id)
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        task = self.get_object(request, object_id)
-        context = dict(extra_context or {})
-        if task is not None:
-            context.update(
-                arguments=display.arguments(
-                    task.func,
-                    task.payload,
-                    task.hook,
-                    unmasked=permissions.has(request, permissions.VIEW_TASK_ARGUMENTS),
-                ),
-                result=display.result(task),
-                attempt_entries=display.attempts(task.attempt_log),
-                can_retry=self.has_retry_permission(request)
-                and task.status in RETRYABLE,
-                can_cancel=self.has_cancel_permission(request)
-                and task.status == models.Status.QUEUED,
-                retry_url=reverse("admin:dbqueue_task_retry", args=[task.pk]),
-                cancel_url=reverse("admin:dbqueue_task_cancel", args=[task.pk]),
-                dead_letter=models.FailedTask.objects.using(models.queue_db())
-                .filter(task_id=task.pk)
-                .only("id")
-                .first(),
-            )
-        return super().change_view(request, object_id, form_url, context)
+    def detail_context(self, request: HttpRequest, task: models.Task) -> dict[str, Any]:
+        return {
+            "arguments": self.arguments_of(request, task),
+            "result": display.result(task),
+            "attempt_entries": display.attempts(task.attempt_log),
+            "can_retry": self.has_retry_permission(request)
+            and task.status in RETRYABLE,
+            "can_cancel": self.has_cancel_permission(request)
+            and task.status == models.Status.QUEUED,
+            "retry_url": reverse("admin:dbqueue_task_retry", args=[task.pk]),
+            "cancel_url": reverse("admin:dbqueue_task_cancel", args=[task.pk]),
+            "dead_letter": models.FailedTask.objects.using(models.queue_db())
+            .filter(task_id=task.pk)
+            .only("id")
+            .first(),
+        }
 
     def _one(self, object_id: str) -> QuerySet[models.Task]:
         try:

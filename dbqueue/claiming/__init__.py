@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F
 from django.utils import timezone
@@ -227,3 +227,34 @@ def version_problem(connection: BaseDatabaseWrapper) -> str | None:
     module = engine(connection)
     problem: str | None = module.version_problem(connection)
     return problem
+
+
+def table_estimate(table: str, *, using: str | None = None) -> int | None:
+    """Return the planner's estimate of `table`'s rows, or None where there is none.
+
+    For the admin's list pages, which must not count a table of millions.
+    PostgreSQL keeps pg_class.reltuples and InnoDB information_schema's
+    TABLE_ROWS (both refreshed by ANALYZE, so only roughly right); SQLite
+    keeps no such statistic.
+    """
+    connection = connections[using or models.queue_db()]
+    if connection.vendor == "postgresql":
+        sql = "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass"
+        params = [connection.ops.quote_name(table)]
+    elif connection.vendor == "mysql":
+        sql = (
+            "SELECT TABLE_ROWS FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s"
+        )
+        params = [table]
+    else:
+        return None
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+    except DatabaseError:
+        return None
+    if row is None or row[0] is None or int(row[0]) < 0:
+        return None
+    return int(row[0])

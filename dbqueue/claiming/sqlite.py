@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import datetime
 import sqlite3
+import time
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from dbqueue import models
+
+NO_WAIT = datetime.timedelta(0)
 
 CLAIM_SQL = """
 UPDATE dbqueue_task
@@ -53,22 +56,32 @@ def claim_rows(
         queue_filter = f"AND queue IN ({', '.join(['%s'] * len(queues))})"
         queue_params = list(queues)
     sql = CLAIM_SQL.format(queue_filter=queue_filter)
-    params = [
-        worker_id,
-        adapt(locked_until),
-        adapt(now),
-        adapt(now),
-        *queue_params,
-        limit,
-    ]
+
+    def params(waited: datetime.timedelta) -> list[Any]:
+        return [
+            worker_id,
+            adapt(locked_until + waited),
+            adapt(now + waited),
+            adapt(now + waited),
+            *queue_params,
+            limit,
+        ]
+
     if connection.in_atomic_block:
         # Already inside the caller's transaction (a test, or sync mode).
-        return list(models.Task.objects.using(alias).raw(sql, params))
+        return list(models.Task.objects.using(alias).raw(sql, params(NO_WAIT)))
     connection.ensure_connection()
     with connection.cursor() as cursor:
+        asked = time.monotonic()
         cursor.execute("BEGIN IMMEDIATE")
+        # Getting the write lock can take up to the busy timeout while a web
+        # process writes. The lease must start when the claim is stored, not
+        # when it was asked for: a lease that ran out while this claim waited
+        # would let the rescuer take the task from this live worker, which
+        # would then run it a second time (seen under the busy-writer test).
+        waited = datetime.timedelta(seconds=time.monotonic() - asked)
         try:
-            tasks = list(models.Task.objects.using(alias).raw(sql, params))
+            tasks = list(models.Task.objects.using(alias).raw(sql, params(waited)))
         except BaseException:
             cursor.execute("ROLLBACK")
             raise

@@ -27,12 +27,14 @@ from django.utils.module_loading import import_string
 from dbqueue import (
     chains,
     claiming,
+    counters,
     exceptions,
     models,
     registry,
     retries,
     serialization,
     signals,
+    task_logging,
 )
 
 logger = logging.getLogger(__name__)
@@ -89,9 +91,17 @@ def execute(task: models.Task, *, soft_timeout: float | None = None) -> Outcome:
         return Outcome(task, succeeded=False, exception=broken)
     signals.send(signals.task_started, sender=models.Task, task=task)
     policy = func.retry_policy
+    what, values = task_logging.describe(task)
+    logger.info(
+        "Task " + what + " state=RUNNING worker=%s%s",
+        *values,
+        task.locked_by,
+        task_logging.arguments(task, args, kwargs),
+        extra=task_logging.record_fields(task),
+    )
     started = time.monotonic()
     try:
-        with _alarm(soft_timeout):
+        with _alarm(soft_timeout), task_logging.running(task):
             value = func.run(task, args, kwargs)
     except BaseException as exc:
         # SystemExit and KeyboardInterrupt raised by the task itself are
@@ -184,7 +194,9 @@ def record(outcome: Outcome, worker_id: str) -> bool:
 
     A lock conflict (a deadlock with another cluster's heartbeat, SQLite's
     busy writer) is retried: a finished task's outcome must not be lost, or
-    the task would run again after its lease runs out.
+    the task would run again after its lease runs out. A stored outcome is
+    counted for the metrics in this process's memory; the caller flushes
+    the counts (see dbqueue.counters).
     """
     task = outcome.task
     for attempt in range(1, RECORD_TRIES + 1):
@@ -206,6 +218,7 @@ def record(outcome: Outcome, worker_id: str) -> bool:
     _log(outcome, stored)
     if not stored:
         return False
+    counters.add(task, _events(outcome), outcome.duration)
     if outcome.exception is not None:
         signals.send(
             signals.task_failed,
@@ -232,7 +245,10 @@ def record(outcome: Outcome, worker_id: str) -> bool:
     signals.send(
         signals.task_finished, sender=models.Task, task=task, success=outcome.succeeded
     )
-    if task.hook and task.is_finished:
+    # The hook is an import path signed into the payload: when that signature
+    # failed, the row was written without the key and its hook is nobody's word.
+    vouched = not isinstance(outcome.exception, exceptions.PayloadSignatureError)
+    if task.hook and task.is_finished and vouched:
         _call_hook(task)
     return True
 
@@ -248,45 +264,70 @@ def _call_hook(task: models.Task) -> None:
         )
 
 
+def _events(outcome: Outcome) -> list[str]:
+    """The counters an outcome adds to (see dbqueue.counters)."""
+    if outcome.expired:
+        return [counters.Event.EXPIRED]
+    if outcome.succeeded:
+        return [counters.Event.SUCCEEDED]
+    return [counters.Event.FAILED, counters.after_failure(outcome.task)]
+
+
 def _log(outcome: Outcome, stored: bool) -> None:
+    """Log the task's new state once: INFO for success, WARNING for a retry, ERROR for a dead letter."""
     task = outcome.task
+    what, values = task_logging.describe(task)
+    extra = task_logging.record_fields(task)
     if not stored:
         logger.warning(
-            "Task id=%s path=%s finished after its lease passed to another worker; outcome not stored.",
-            task.id,
-            task.func,
+            "Task " + what + " finished after its lease passed to another worker; "
+            "outcome not stored.",
+            *values,
+            extra=extra,
         )
     elif outcome.expired:
         logger.info(
-            "Task id=%s path=%s queue=%s state=%s (%s)",
-            task.id,
-            task.func,
-            task.queue,
+            "Task " + what + " state=%s not run: %s",
+            *values,
             task.status,
             task.error,
+            extra=extra,
         )
     elif outcome.succeeded:
         logger.info(
-            "Task id=%s path=%s queue=%s attempt=%s state=%s duration=%.3fs",
-            task.id,
-            task.func,
-            task.queue,
-            task.attempts,
+            "Task " + what + " state=%s duration=%.3fs",
+            *values,
             task.status,
             outcome.duration,
+            extra=extra,
+        )
+    elif task.status == models.Status.QUEUED:
+        logger.warning(
+            "Task " + what + " state=%s duration=%.3fs error=%s; retry at %s.",
+            *values,
+            task.status,
+            outcome.duration,
+            task.error,
+            task.run_after.isoformat(),
+            extra=extra,
+        )
+    elif task.dead_letter is not None:
+        logger.error(
+            "Task " + what + " state=%s duration=%.3fs error=%s; moved to the "
+            "dead-letter queue as id=%s.",
+            *values,
+            task.status,
+            outcome.duration,
+            task.error,
+            task.dead_letter.id,
+            extra=extra,
         )
     else:
-        level = (
-            logging.ERROR if task.status == models.Status.FAILED else logging.WARNING
-        )
-        logger.log(
-            level,
-            "Task id=%s path=%s queue=%s attempt=%s/%s state=%s error=%s",
-            task.id,
-            task.func,
-            task.queue,
-            task.attempts,
-            task.max_attempts,
+        logger.warning(
+            "Task " + what + " state=%s duration=%.3fs error=%s; discarded, no retry.",
+            *values,
             task.status,
+            outcome.duration,
             task.error,
+            extra=extra,
         )

@@ -19,9 +19,11 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from dbqueue import exceptions, models
+from dbqueue import counters, exceptions, models, task_logging
 from dbqueue.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ def beat(
     cluster_id: str, members: list[Member], now: datetime.datetime | None = None
 ) -> int:
     """Mark the cluster's processes as seen and renew their tasks' leases; return leases renewed."""
+    given = now is not None
     now = now or timezone.now()
     db = models.queue_db()
     for member in members:
@@ -94,24 +97,38 @@ def beat(
     ids = list(running.values_list("id", flat=True))
     if not ids:
         return 0
+    # The registry updates above may each have waited for a lock (seconds, on
+    # a busy SQLite file), so the lease is counted from now, not from the
+    # start of the beat; and a renewal never shortens a lease that a later
+    # claim or renewal already set: a stale renewal must not end a live lease.
+    until = (now if given else timezone.now()) + datetime.timedelta(
+        seconds=float(settings.LEASE)
+    )
     return running.filter(id__in=ids).update(
-        locked_until=now + datetime.timedelta(seconds=float(settings.LEASE))
+        locked_until=Greatest(F("locked_until"), Value(until))
     )
 
 
 def rescue_expired(
-    now: datetime.datetime | None = None, limit: int = RESCUE_BATCH
+    now: datetime.datetime | None = None,
+    limit: int = RESCUE_BATCH,
+    alive: Iterable[str] = (),
 ) -> int:
     """Rescue running tasks whose lease ran out; return how many were rescued.
 
     The attempt counts: the task is retried while attempts remain (unless its
     on_orphan policy says fail), or dead-lettered, with the lost worker named.
+    Tasks held by `alive` (the caller's own workers, which it knows are
+    running) are never rescued, whatever their lease says: a supervisor
+    whose renewal was late, because the database kept it waiting, must not
+    take a task from its own live worker, which would then run it twice.
     """
     now = now or timezone.now()
     expired = list(
         models.Task.objects.using(models.queue_db())
         .running()
-        .filter(locked_until__lt=now)[:limit]
+        .filter(locked_until__lt=now)
+        .exclude(locked_by__in=list(alive))[:limit]
     )
     rescued = 0
     for task in expired:
@@ -119,17 +136,12 @@ def rescue_expired(
             f"Worker lost: {describe(task.locked_by)} stopped renewing the lease, "
             f"which expired at {task.locked_until.isoformat() if task.locked_until else 'unknown'}."
         )
-        if task.mark_orphaned(task.locked_by, reason, now=now, expired_before=now):
+        lost = task.locked_by
+        if task.mark_orphaned(lost, reason, now=now, expired_before=now):
             rescued += 1
-            logger.warning(
-                "Task id=%s path=%s rescued from %s; state=%s attempt=%s/%s",
-                task.id,
-                task.func,
-                task.locked_by,
-                task.status,
-                task.attempts,
-                task.max_attempts,
-            )
+            counters.add(task, [counters.Event.RESCUED, counters.after_failure(task)])
+            _log_settled(task, f"rescued from {lost} (lease expired)")
+    counters.flush()
     return rescued
 
 
@@ -147,19 +159,46 @@ def release(worker_id: str, exc: BaseException, *, kind: str) -> int:
             done = task.mark_interrupted(worker_id, exc)
         elif kind == "died":
             done = task.mark_orphaned(worker_id, exc)
+            if done:
+                counters.add(
+                    task, [counters.Event.RESCUED, counters.after_failure(task)]
+                )
         else:
+            ran = (
+                (timezone.now() - task.started_at).total_seconds()
+                if task.started_at
+                else None
+            )
             done = task.mark_failed(worker_id, exc)
+            if done:
+                counters.add(
+                    task, [counters.Event.FAILED, counters.after_failure(task)], ran
+                )
         if done:
             released += 1
-            logger.warning(
-                "Task id=%s path=%s released from %s (%s); state=%s",
-                task.id,
-                task.func,
-                worker_id,
-                exc,
-                task.status,
+            _log_settled(
+                task,
+                f"released from {worker_id} ({exc})",
+                logging.INFO if kind == "interrupted" else logging.WARNING,
             )
+    counters.flush()
     return released
+
+
+def _log_settled(task: models.Task, how: str, level: int = logging.WARNING) -> None:
+    """Log a task the supervisor settled, at ERROR if it went to the dead-letter queue."""
+    what, values = task_logging.describe(task)
+    if task.dead_letter is not None:
+        level = logging.ERROR
+    logger.log(
+        level,
+        "Task " + what + " %s; state=%s%s",
+        *values,
+        how,
+        task.status,
+        " (moved to the dead-letter queue)" if task.dead_letter is not None else "",
+        extra=task_logging.record_fields(task),
+    )
 
 
 def forget_stale(now: datetime.datetime | None = None) -> int:

@@ -35,7 +35,7 @@ from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from dbqueue import api, models, schedules, scheduling, serialization
+from dbqueue import api, models, retention, schedules, scheduling, serialization
 from dbqueue.cluster import worker
 from dbqueue.conf import settings
 
@@ -75,6 +75,7 @@ class Scheduler:
         self.fired = 0  # tasks enqueued by this scheduler
         self._reported: set[tuple[int, str]] = set()
         self._next_prune: datetime.datetime | None = None
+        self.pruner = retention.AutoPruner()
 
     def stop(self, signum: int | None = None) -> None:
         """Leave the loop after the current schedule's transaction (a signal handler)."""
@@ -110,6 +111,7 @@ class Scheduler:
                 now = self.clock()
                 self.run_once(now)
                 self.prune(now)
+                self.prune_tasks(now)
                 wait = self._wait(now)
             except DatabaseError as exc:
                 failures += 1
@@ -208,6 +210,17 @@ class Scheduler:
             if len(ids) < PRUNE_BATCH:
                 break
         return deleted
+
+    def prune_tasks(self, now: datetime.datetime) -> retention.PruneReport | None:
+        """Delete old finished tasks (DBQUEUE_PRUNE_INTERVAL) for a slice of this tick.
+
+        The slice ends before the next schedule is due, so pruning a large
+        backlog never makes a schedule late; the rest waits for the next tick.
+        """
+        if not self.pruner.is_due(now):
+            return None
+        budget = min(retention.TICK_BUDGET, self._wait(now))
+        return self.pruner.run(now, time_budget=budget)
 
     def enqueue(self, schedule: models.Schedule) -> models.Task:
         """Enqueue one run of `schedule` through api.enqueue (validated like any call)."""

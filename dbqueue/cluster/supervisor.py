@@ -26,7 +26,7 @@ from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from dbqueue import claiming, exceptions, models
-from dbqueue.cluster import heartbeat, shutdown
+from dbqueue.cluster import heartbeat, metrics_port, shutdown
 from dbqueue.cluster.plan import Beat, Exit, Kill, Slot, Spawn, next_wake, plan
 from dbqueue.cluster.worker import EXIT_DONE, EXIT_RECYCLE, PipeReporter, Worker
 from dbqueue.conf import settings
@@ -73,6 +73,7 @@ class Supervisor:
         self.stop_deadline: float | None = None
         self.next_beat = 0.0
         self._db_down = False
+        self._rescue_after = 0.0  # no rescue before this clock time (after an outage)
         self._wake_r, self._wake_w = os.pipe()
         for fd in (self._wake_r, self._wake_w):
             os.set_blocking(fd, False)
@@ -97,9 +98,12 @@ class Supervisor:
             " (burst)" if self.burst else "",
         )
         self._database(lambda: heartbeat.register(self.id, self._member_self()))
+        port = metrics_port.start()
         try:
             return self._loop()
         finally:
+            if port is not None:
+                port.stop()
             self._database(lambda: heartbeat.unregister([self.id]))
             connections.close_all()
             signal.set_wakeup_fd(-1)
@@ -352,9 +356,17 @@ class Supervisor:
             *(self._member(s) for s in self.slots if s.pid is not None),
         ]
 
+        alive = [s.worker_id for s in self.slots if s.pid is not None and s.worker_id]
+
         def work() -> None:
             heartbeat.beat(self.id, members)
-            heartbeat.rescue_expired()
+            if self._db_down or self.clock() < self._rescue_after:
+                # Back from an outage: every cluster's leases ran on while no
+                # one could renew them. The others may not be back yet; give
+                # them a lease to renew theirs before taking their tasks,
+                # or their live workers would run those tasks a second time.
+                return
+            heartbeat.rescue_expired(alive=alive)
             heartbeat.forget_stale()
 
         self._database(work)
@@ -380,6 +392,7 @@ class Supervisor:
         if self._db_down:
             logger.info("Cluster %s reached the database again.", self.id)
             self._db_down = False
+            self._rescue_after = self.clock() + float(settings.LEASE)
         return result
 
     def _member_self(self) -> heartbeat.Member:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from django.db import DatabaseError, connections
 from django.db.models import F
 
-from dbqueue import claiming, models
+from dbqueue import claiming, counters, models
 from dbqueue.cluster import executor
 from dbqueue.conf import settings
 
@@ -111,6 +111,7 @@ class Worker:
         self.clock = clock
         self.stopping = threading.Event()
         self.tasks_done = 0
+        self._counts_flushed_at = clock()
 
     def stop(self, signum: int | None = None) -> None:
         """Finish the running task, then leave the loop."""
@@ -119,9 +120,17 @@ class Worker:
         self.stopping.set()
 
     def run_once(self) -> list[executor.Outcome]:
-        """Claim one batch and run it; return the outcome of each task run."""
+        """Claim one batch and run it; return the outcome of each task run.
+
+        The outcomes' counts for the metrics are written every
+        counters.FLUSH_INTERVAL while busy, and at once when nothing is due.
+        """
         refresh_connections()
+        if self.clock() - self._counts_flushed_at >= counters.FLUSH_INTERVAL:
+            self._flush_counts()
         tasks = claiming.claim(self.id, self.queues, self.batch_size)
+        if not tasks:
+            self._flush_counts()
         outcomes: list[executor.Outcome] = []
         for index, task in enumerate(tasks):
             if self.stopping.is_set():
@@ -132,6 +141,10 @@ class Worker:
                 task.mark_started(self.id)
             outcomes.append(self.process(task))
         return outcomes
+
+    def _flush_counts(self) -> None:
+        self._counts_flushed_at = self.clock()
+        counters.flush()
 
     def process(self, task: models.Task) -> executor.Outcome:
         """Run one claimed task and record its outcome."""
@@ -188,6 +201,14 @@ class Worker:
             ",".join(self.queues or ["*"]),
             os.getpid(),
         )
+        try:
+            return self._loop(burst)
+        finally:
+            # A worker killed with SIGKILL loses its last interval's counts;
+            # one that stops in order writes them.
+            self._flush_counts()
+
+    def _loop(self, burst: bool) -> int:
         failures = 0
         idle_wait = self.poll_interval
         while not self.stopping.is_set():
@@ -298,5 +319,6 @@ def run_inline(task: models.Task) -> models.Task:
         task.refresh_from_db(using=models.queue_db())
         task.mark_started(worker_id)
         executor.record(executor.execute(task), worker_id)
+        counters.flush()
         if task.is_finished:
             return task

@@ -7,7 +7,8 @@ that lost its lease cannot overwrite what another worker recorded.
 """
 
 from dbqueue.models.base import queue_db
-from dbqueue.models.failed_task import FailedTask
+from dbqueue.models.counter import Counter, CounterEvent
+from dbqueue.models.failed_task import FailedTask, FailedTaskQuerySet
 from dbqueue.models.queue_state import QueueState, QueueStateQuerySet
 from dbqueue.models.schedule import (
     CatchUp,
@@ -22,7 +23,10 @@ from dbqueue.models.worker import Role, Worker
 
 __all__ = [
     "CatchUp",
+    "Counter",
+    "CounterEvent",
     "FailedTask",
+    "FailedTaskQuerySet",
     "OnOrphan",
     "QueueState",
     "QueueStateQuerySet",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 import traceback as traceback_module
 from collections.abc import Iterable
 from typing import Any
@@ -15,11 +16,30 @@ from django.utils.translation import gettext_lazy as _
 from dbqueue import ids, retries, serialization
 from dbqueue.indexes import PartialIndex
 from dbqueue.models.base import queue_db
-from dbqueue.models.failed_task import FailedTask
+from dbqueue.models.failed_task import FailedTask, class_path
+
+logger = logging.getLogger(__name__)
 
 TRACEBACK_LIMIT = 20_000  # characters of a traceback kept per attempt
 # The fields that end a claim: every transition out of RUNNING sets them.
 RELEASED: dict[str, Any] = {"locked_by": "", "locked_until": None}
+# The fields that make up the call itself, shared by Task and FailedTask: a
+# dead-letter entry keeps them, and a retry or a replay copies them back.
+CALL_FIELDS = (
+    "name",
+    "func",
+    "payload",
+    "queue",
+    "priority",
+    "max_attempts",
+    "timeout",
+    "keep_result",
+    "on_orphan",
+    "group",
+    "hook",
+    "unique_key",
+    "chain",
+)
 
 
 class Status(models.TextChoices):
@@ -75,7 +95,7 @@ class TaskQuerySet(models.QuerySet["Task"]):
         only its own outcome may finish it.
         """
         now = now or timezone.now()
-        return self.filter(status=Status.QUEUED).update(
+        cancelled = self.filter(status=Status.QUEUED).update(
             status=Status.CANCELLED,
             finished_at=now,
             error=reason,
@@ -84,6 +104,25 @@ class TaskQuerySet(models.QuerySet["Task"]):
                 default=Value(None),
             ),
         )
+        if cancelled and logger.isEnabledFor(logging.INFO):
+            # The rows this call cancelled are those stamped with its exact
+            # `now` and reason, found through the (status, finished_at) index.
+            for task_id, func, queue in self.filter(
+                status=Status.CANCELLED, finished_at=now, error=reason
+            ).values_list("id", "func", "queue"):
+                logger.info(
+                    "Task id=%s path=%s queue=%s state=CANCELLED reason=%s",
+                    task_id,
+                    func,
+                    queue,
+                    reason,
+                    extra={
+                        "task_id": str(task_id),
+                        "task_func": func,
+                        "task_queue": queue,
+                    },
+                )
+        return cancelled
 
 
 class Task(models.Model):
@@ -219,6 +258,21 @@ class Task(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id})"
+
+    @classmethod
+    def copy_of(cls, source: Task | FailedTask, now: datetime.datetime) -> Task:
+        """Return an unsaved task making `source`'s call again, due `now`, no attempt spent.
+
+        `source` is a finished task or a dead-letter entry. The payload is
+        copied as stored, still signed for its function and hook, never
+        decoded. Store the copy with api.insert(), which enforces its unique key.
+        """
+        return cls(
+            **{name: getattr(source, name) for name in CALL_FIELDS},
+            unique_hold=source.unique_key,
+            run_after=now,
+            enqueued_at=now,
+        )
 
     # Reading back what the task carries.
 
@@ -370,19 +424,7 @@ class Task(models.Model):
             if moved and dead_letter:
                 self.dead_letter = FailedTask.objects.using(queue_db()).create(
                     task_id=self.id,
-                    name=self.name,
-                    func=self.func,
-                    payload=self.payload,
-                    queue=self.queue,
-                    priority=self.priority,
-                    max_attempts=self.max_attempts,
-                    timeout=self.timeout,
-                    keep_result=self.keep_result,
-                    on_orphan=self.on_orphan,
-                    group=self.group,
-                    hook=self.hook,
-                    unique_key=self.unique_key,
-                    chain=self.chain,
+                    **{name: getattr(self, name) for name in CALL_FIELDS},
                     attempts=self.attempts,
                     error=summary,
                     exception_class=entry["exception_class"],
@@ -470,8 +512,7 @@ class Task(models.Model):
             "finished_at": now.isoformat(),
         }
         if exc is not None:
-            kind = type(exc)
-            entry["exception_class"] = f"{kind.__module__}.{kind.__qualname__}"
+            entry["exception_class"] = class_path(type(exc))
             entry["error"] = str(exc)
             tb = (
                 "".join(traceback_module.format_exception(exc))

@@ -3,18 +3,18 @@
 - ``viewer`` / ``viewer_client``: staff with only the view permissions.
 - ``operator_client``: pytest-django's ``admin_client`` (a superuser).
 - ``make_failed``: a real dead-letter entry, by running a worker on a task that fails.
-- ``worker`` / ``drain``: a Worker driven in-process with run_once().
+
+The ``worker`` fixture and ``drain()`` are tests/conftest.py's.
 """
 
 from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Permission, User
-from django.utils import timezone
 
 from dbqueue import api, claiming
-from dbqueue.cluster.worker import Worker
-from dbqueue.models import FailedTask, Task
+from dbqueue.models import FailedTask
+from tests.conftest import drain
 from tests.testapp import tasks
 from tests.testapp.models import Execution
 
@@ -62,19 +62,6 @@ def viewer_client(client, viewer):
 @pytest.fixture
 def operator_client(admin_client):
     return admin_client
-
-
-@pytest.fixture
-def worker():
-    return Worker(worker_id="admin-test-worker", queues=["*"], poll_interval=0)
-
-
-def drain(worker, rounds=20):
-    """Run the worker until nothing is due, making retries due at once."""
-    for _ in range(rounds):
-        Task.objects.queued().update(run_after=timezone.now())
-        if not worker.run_once():
-            return
 
 
 @pytest.fixture

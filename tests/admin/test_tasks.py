@@ -56,9 +56,11 @@ def test_the_enqueued_filter_reads_the_time_in_the_uuid7_id(operator_client):
 def test_search_finds_a_task_by_id_function_or_group(operator_client):
     one = api.async_task(tasks.add, 1, 2, group="import-42")
     other = api.async_task(tasks.send_email, 3)
+    dotted = api.async_task(tasks.add, 5, 6, group="v1.import")
     url = reverse(LIST)
     assert listed(operator_client.get(url, {"q": one})) == {one}
     assert listed(operator_client.get(url, {"q": "import-42"})) == {one}
+    assert listed(operator_client.get(url, {"q": "v1.import"})) == {dotted}
     assert listed(
         operator_client.get(url, {"q": "tests.testapp.tasks.send_email"})
     ) == {other}

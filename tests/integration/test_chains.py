@@ -28,6 +28,7 @@ from dbqueue.cluster import executor
 from dbqueue.cluster.worker import Worker
 from dbqueue.exceptions import PayloadTooLarge, SerializationError, TaskNotFound
 from dbqueue.models import FailedTask, Status, Task
+from tests.conftest import drain
 from tests.testapp import tasks
 from tests.testapp.models import Execution
 
@@ -37,16 +38,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def worker():
     return Worker(worker_id="chain-worker", queues=["*"], batch_size=1, poll_interval=0)
-
-
-def drain(worker, rounds=30):
-    """Run the worker until nothing is due, making retries due at once."""
-    for _ in range(rounds):
-        Task.objects.queued().update(
-            run_after=Task.objects.earliest("enqueued_at").enqueued_at
-        )
-        if not worker.run_once():
-            return
 
 
 def labels():

@@ -20,6 +20,7 @@ from dbqueue import (
 from dbqueue.cluster.worker import Worker
 from dbqueue.exceptions import TaskNotFound
 from dbqueue.models import Status, Task
+from tests.conftest import drain
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db
@@ -28,12 +29,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def worker():
     return Worker(worker_id="group-worker", queues=["*"], batch_size=1, poll_interval=0)
-
-
-def drain(worker, rounds=50):
-    for _ in range(rounds):
-        if not worker.run_once():
-            return
 
 
 class FakeTime:

@@ -351,15 +351,16 @@ def test_the_database_check_reports_invalid_rows_as_warnings():
     )
     every_minute("healthy")
     messages = dbqueue_checks.check_schedules(databases=["default"])
+    # In name order: 'bad-cron' before 'orphan'.
     assert [(m.id, m.level) for m in messages] == [
-        ("dbqueue.W003", 30),
         ("dbqueue.W004", 30),
+        ("dbqueue.W003", 30),
     ]
-    assert messages[0].msg.startswith(
+    assert "the minute field '61' must be 0-59" in messages[0].msg
+    assert messages[1].msg.startswith(
         "Schedule 'orphan' calls 'os.system', which cannot run: "
         "'os.system' is a function but not a registered task."
     )
-    assert "the minute field '61' must be 0-59" in messages[1].msg
     assert dbqueue_checks.check_schedules(databases=None) == []
 
 

@@ -4,7 +4,7 @@ import datetime
 import threading
 
 import pytest
-from django.db import close_old_connections, connection, transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from dbqueue import DuplicateTask, api, async_task, cancel, fetch
@@ -17,6 +17,28 @@ pytestmark = pytest.mark.django_db
 
 def active(key):
     return Task.objects.filter(unique_key=key, status__in=["QUEUED", "RUNNING"])
+
+
+def race(threads, work):
+    """Run `work()` in `threads` threads released at once; return what they raised."""
+    start = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            start.wait()
+            work()
+        except BaseException as exc:  # the caller asserts there is none
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    pool = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(timeout=60)
+    return errors
 
 
 def test_a_second_enqueue_returns_the_queued_task_by_default():
@@ -137,26 +159,13 @@ def test_bad_unique_options_store_nothing(options, error, message):
 @pytest.mark.django_db(transaction=True)
 def test_100_concurrent_enqueues_of_one_key_leave_one_active_task():
     threads, per_thread = 10, 10
-    start = threading.Barrier(threads)
     returned: list[str] = []
-    errors: list[BaseException] = []
 
     def enqueue_many():
-        try:
-            start.wait()
-            for n in range(per_thread):
-                returned.append(async_task(tasks.add, n, 0, unique_key="hot"))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            close_old_connections()
-            connection.close()
+        for n in range(per_thread):
+            returned.append(async_task(tasks.add, n, 0, unique_key="hot"))
 
-    pool = [threading.Thread(target=enqueue_many) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join(timeout=60)
+    errors = race(threads, enqueue_many)
     assert not errors, errors
     assert len(returned) == threads * per_thread
     assert active("hot").count() == 1
@@ -165,25 +174,11 @@ def test_100_concurrent_enqueues_of_one_key_leave_one_active_task():
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_replace_leaves_one_active_task():
-    threads = 8
-    start = threading.Barrier(threads)
-    errors: list[BaseException] = []
-
     def replace():
-        try:
-            start.wait()
-            for n in range(5):
-                api.enqueue(tasks.add, (n, 0), unique_key="hot", on_conflict="replace")
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
+        for n in range(5):
+            api.enqueue(tasks.add, (n, 0), unique_key="hot", on_conflict="replace")
 
-    pool = [threading.Thread(target=replace) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join(timeout=60)
+    errors = race(8, replace)
     assert not errors, errors
     assert active("hot").count() == 1
     assert Task.objects.filter(status=Status.CANCELLED).count() == (

@@ -7,25 +7,11 @@ from django.dispatch import receiver
 from dbqueue import async_task, claiming, fetch, result, signals
 from dbqueue.cluster.worker import Worker
 from dbqueue.models import FailedTask, Status, Task
+from tests.conftest import drain
 from tests.testapp import tasks
 from tests.testapp.models import Execution
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def worker():
-    return Worker(worker_id="test-worker", queues=["*"], poll_interval=0)
-
-
-def drain(worker, rounds=20):
-    """Run the worker until nothing is due, making retries due at once."""
-    for _ in range(rounds):
-        Task.objects.queued().update(
-            run_after=Task.objects.earliest("enqueued_at").enqueued_at
-        )
-        if not worker.run_once():
-            return
 
 
 def test_success_stores_the_result_and_timestamps(worker):

@@ -6,14 +6,10 @@ installs, exactly as a cluster's scheduler process will. Waits are on
 conditions with deadlines; outputs are attached to failures.
 """
 
-import contextlib
 import datetime
 import os
 import signal
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
+import time
 
 import pytest
 from django.db import connection
@@ -21,7 +17,7 @@ from django.utils import timezone
 
 from dbqueue import schedule
 from dbqueue.models import RunOutcome, Schedule, ScheduleRun, Task
-from tests.conftest import REPO, wait_until
+from tests.conftest import wait_until
 from tests.testapp import tasks
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -60,58 +56,10 @@ sys.exit(Scheduler(sync_declared=False).run())
 """
 
 
-class Child:
-    """A `python -c` child in its own process group, its output in a file."""
-
-    def __init__(self, code):
-        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the process
-            prefix="scheduler-", suffix=".log", delete=False
-        )
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DBQUEUE_TEST_DATABASE_NAME": str(connection.settings_dict["NAME"]),
-            "PYTHONPATH": str(REPO),
-        }
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", code],
-            cwd=REPO,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.log.close()
-
-    def output(self):
-        return Path(self.log.name).read_text(errors="replace")
-
-    def stop(self, timeout=20):
-        os.kill(self.process.pid, signal.SIGTERM)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"scheduler did not stop within {timeout}s:\n{self.output()}")
-
-    def kill(self):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-
 @pytest.fixture
-def start():
-    children = []
-
-    def start_child(code):
-        connection.close()  # the children need the database to themselves
-        children.append(Child(code))
-        return children[-1]
-
-    yield start_child
-    for child in children:
-        child.kill()
-        Path(child.log.name).unlink(missing_ok=True)
+def start(python_child):
+    """Start a `python -c code` child (tests/conftest.py's Child)."""
+    return lambda code: python_child("-c", code)
 
 
 def outputs(children):
@@ -167,7 +115,7 @@ def test_a_scheduler_killed_between_claim_and_commit_leaves_nothing_behind(start
         timeout=30,
         message=f"the firing reached the crash point\n{crashing.output()}",
     )
-    crashing.kill()  # SIGKILL: no cleanup, the transaction is simply cut off
+    crashing.kill_group()  # SIGKILL: no cleanup, the transaction is simply cut off
     assert Task.objects.count() == 0, crashing.output()
     assert ScheduleRun.objects.count() == 0
     assert Schedule.objects.get().next_run == due
@@ -227,3 +175,59 @@ def test_three_qclusters_fire_and_run_each_second_of_a_cron_schedule_once(cluste
     # Every enqueued tick ran exactly once; none is left behind.
     assert Execution.objects.filter(label="tick").count() == len(fired), report()
     assert Task.objects.exclude(status="SUCCEEDED").count() == 0, report()
+
+
+def test_one_run_per_second_while_one_of_three_qclusters_is_killed_and_restarted(
+    cluster,
+):
+    """Schedules under fault: a cluster SIGKILLed (scheduler, workers and all) every few seconds.
+
+    Each due second must still give exactly one task, whichever scheduler
+    fired it, and a firing cut off by the kill must leave nothing behind.
+    About 20 s here; `make test-long` runs it for two minutes.
+    """
+    from tests.testapp.models import Execution
+
+    seconds = int(os.environ.get("DBQUEUE_TEST_SCHEDULE_SECONDS", "15"))
+    first = (timezone.now() + datetime.timedelta(seconds=3)).replace(microsecond=0)
+    schedule(tasks.record, "tick", name="tick", cron="* * * * * *", next_run=first)
+    steady = [cluster("--workers", "1") for _ in range(2)]
+    victims = [cluster("--workers", "1")]
+    report = lambda: "\n".join(  # noqa: E731
+        f"--- cluster {c.pid}\n{c.output()}" for c in steady + victims
+    )
+    while ScheduleRun.objects.count() < seconds:
+        victim = victims[-1]
+        wait_until(
+            lambda: "started; interval=" in victim.output(),  # noqa: B023
+            timeout=30,
+            message=f"the victim's scheduler started\n{report()}",
+        )
+        # Let it take part in a few firings; vary where in a second the kill lands.
+        time.sleep(0.5 + 0.37 * (len(victims) % 4))
+        victim.kill_group()
+        victims.append(cluster("--workers", "1"))
+    assert len(victims) >= 3, "the victim was killed and restarted repeatedly"
+    Schedule.objects.filter(name="tick").update(enabled=False)
+    wait_until(
+        lambda: not Task.objects.exclude(status="SUCCEEDED").exists(),
+        timeout=60,
+        message=f"every tick ran\n{report()}",
+    )
+    fired = list(ScheduleRun.objects.order_by("due_at"))
+    due = [run.due_at for run in fired]
+    # One run per due second, none skipped and none twice, across the kills.
+    assert due == [first + datetime.timedelta(seconds=i) for i in range(len(due))], (
+        report()
+    )
+    assert {run.outcome for run in fired} == {RunOutcome.ENQUEUED}, report()
+    assert Task.objects.count() == len(fired), "one task per due time, no leftovers"
+    assert set(Task.objects.values_list("id", flat=True)) == {r.task_id for r in fired}
+    # Each tick ran once, or once more where a kill hit the worker running it.
+    lost_workers = sum(
+        entry.get("exception_class") == "dbqueue.exceptions.WorkerLost"
+        for task in Task.objects.all()
+        for entry in task.attempt_log
+    )
+    ran = Execution.objects.filter(label="tick").count()
+    assert len(fired) <= ran <= len(fired) + lost_workers, report()

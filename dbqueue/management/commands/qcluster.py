@@ -1,4 +1,5 @@
 import logging
+import math
 import os
 import threading
 from typing import Any
@@ -6,9 +7,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import OperationalError, connections
 
+from dbqueue import progress
 from dbqueue.cluster import shutdown
 from dbqueue.cluster.supervisor import Supervisor
 from dbqueue.conf import settings
+from dbqueue.management import arguments
 
 DATABASE_WAIT_MAX = 30.0  # seconds between tries while the database is unreachable
 
@@ -60,6 +63,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        arguments.refuse_double_dash(
+            options, ("workers", "max_tasks", "batch_size", "poll_interval", "queues")
+        )
         workers = (
             options["workers"]
             if options["workers"] is not None
@@ -72,17 +78,16 @@ class Command(BaseCommand):
         ):
             if value is not None and value < minimum:
                 raise CommandError(f"{flag} must be at least {minimum}, got {value}.")
-        if options["poll_interval"] is not None and options["poll_interval"] < 0:
+        interval = options["poll_interval"]
+        if interval is not None and not 0 <= interval < math.inf:
             raise CommandError(
-                f"--poll-interval must be 0 or more seconds, got {options['poll_interval']}."
+                f"--poll-interval must be a finite number of seconds, 0 or more, got {interval}."
             )
-        queues = None
-        if options["queues"]:
-            queues = [q.strip() for q in options["queues"].split(",") if q.strip()]
-            if not queues:
-                raise CommandError(
-                    "--queues names no queue; give a comma-separated list or '*'."
-                )
+        queues = (
+            arguments.queue_names("--queues", options["queues"], wildcard=True)
+            if options["queues"]
+            else None
+        )
         _show_logs(options["verbosity"])
         _wait_for_database()
         # The database checks (server version) are not part of the default
@@ -131,15 +136,10 @@ def _wait_for_database() -> None:
         try:
             connection.ensure_connection()
         except OperationalError as exc:
-            reason = (
-                str(exc).strip().splitlines()[0]
-                if str(exc).strip()
-                else type(exc).__name__
-            )
             logger.warning(
                 "Database %r is unreachable (%s); retrying in %.0fs.",
                 settings.DATABASE,
-                reason,
+                progress.first_line(exc),
                 delay,
             )
             connection.close()

@@ -1,13 +1,14 @@
-import datetime
 import uuid
 from typing import Any
 
-from django.conf import settings as django_settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
-from django.utils import dateparse, timezone
 
-from dbqueue import exceptions, models, registry, replays
+from dbqueue import exceptions, models, progress, registry, replays
+from dbqueue.management import arguments
+
+# The options that take a value.
+VALUE_OPTIONS = ("func", "queue", "exception", "since", "until", "batch_size", "by")
 
 
 class Command(BaseCommand):
@@ -64,14 +65,16 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity = options["verbosity"]
+        arguments.refuse_double_dash(options, VALUE_OPTIONS)
         ids = [_id(value) for value in options["ids"]]
-        filters = {
-            "func": options["func"],
-            "queue": options["queue"],
-            "exception": options["exception"],
-            "since": _when(options["since"], "--since"),
-            "until": _when(options["until"], "--until"),
+        filters: dict[str, Any] = {
+            "func": arguments.storable("--func", options["func"]),
+            "queue": arguments.storable("--queue", options["queue"]),
+            "exception": arguments.storable("--exception", options["exception"]),
+            "since": arguments.moment("--since", options["since"]),
+            "until": arguments.moment("--until", options["until"]),
         }
+        arguments.storable("--by", options["by"])
         filters = {name: value for name, value in filters.items() if value is not None}
         if options["all"] and ids:
             raise CommandError("Give ids or --all, not both.")
@@ -102,16 +105,27 @@ class Command(BaseCommand):
         if options["dry_run"]:
             self._dry_run(selected, again=options["again"])
             return
+        bar = progress.Progress(
+            self.stderr,
+            "Replaying failed tasks",
+            total=selected.count() if self.verbosity >= 1 else None,
+            verbosity=self.verbosity,
+        )
         try:
             report = replays.replay_many(
                 selected,
                 by=options["by"],
                 again=options["again"],
                 batch_size=options["batch_size"],
+                on_batch=lambda so_far: bar.update(
+                    len(so_far.replayed) + len(so_far.skipped) + len(so_far.failed)
+                ),
             )
         except ValueError as exc:
             # Only the arguments are checked this way, before anything is replayed.
             raise CommandError(f"--by: {exc}") from exc
+        finally:
+            bar.finish()
         self._show(report)
         if report.failed:
             raise CommandError(
@@ -180,25 +194,3 @@ def _id(value: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise CommandError(f"{value!r} is not a failed task id (a UUID).") from None
-
-
-def _when(value: str | None, flag: str) -> datetime.datetime | None:
-    """Parse an ISO datetime or date; a naive one is in the current time zone."""
-    if value is None:
-        return None
-    try:
-        parsed = dateparse.parse_datetime(value)
-        if parsed is None:
-            day = dateparse.parse_date(value)
-            if day is not None:
-                parsed = datetime.datetime.combine(day, datetime.time())
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise CommandError(
-            f"{flag} must be an ISO date or datetime such as 2024-05-01 or "
-            f"2024-05-01T12:00:00+00:00, got {value!r}."
-        )
-    if timezone.is_naive(parsed) and django_settings.USE_TZ:
-        parsed = timezone.make_aware(parsed)
-    return parsed
