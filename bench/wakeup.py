@@ -23,50 +23,33 @@ import sys
 import time
 from pathlib import Path
 
+from bench import servers
+
 ROOT = Path(__file__).resolve().parent.parent
-URLS = {
-    "postgresql": os.environ.get(
-        "DBQUEUE_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test"
-    ),
-    "mysql": os.environ.get(
-        "DBQUEUE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"
-    ),
-}
-BENCH_DB = "dbqueue_bench_wakeup"
+BENCH_DB = f"{servers.PREFIX}wakeup"
 SAMPLES = 50
 IDLE_SECONDS = 10.0
 
 
 def child_env(url: str) -> dict[str, str]:
-    base = url.rsplit("/", 1)[0]
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "bench.settings",
-        "DBQUEUE_BENCH_DATABASE_URL": f"{base}/{BENCH_DB}",
+        "DBQUEUE_BENCH_DATABASE_URL": url,
         "PYTHONPATH": str(ROOT),
     }
 
 
-def recreate_database(vendor: str, url: str) -> None:
+def recreate_database(vendor: str) -> str:
+    """Create the benchmark's database afresh, set Django up on it, migrate; return its URL."""
     import django
-    from django.db import connection
-
-    os.environ.update(child_env(url))
-    os.environ["DBQUEUE_BENCH_DATABASE_URL"] = (
-        url  # connect to the server's own database first
-    )
-    django.setup()
-    with connection.cursor() as cursor:
-        if vendor == "postgresql":
-            cursor.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        else:
-            cursor.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        cursor.execute(f"CREATE DATABASE {BENCH_DB}")
-    connection.close()
-    connection.settings_dict["NAME"] = BENCH_DB
     from django.core.management import call_command
 
+    url = servers.server_of(vendor, servers.TEST_URLS[vendor]).create(BENCH_DB)
+    os.environ.update(child_env(url))
+    django.setup()
     call_command("migrate", verbosity=0)
+    return url
 
 
 def statements(vendor: str) -> int:
@@ -84,8 +67,8 @@ def statements(vendor: str) -> int:
     return int(row[-1])
 
 
-def measure(vendor: str, url: str) -> dict[str, float]:
-    recreate_database(vendor, url)
+def measure(vendor: str) -> dict[str, float]:
+    url = recreate_database(vendor)
     from dbqueue import async_task, fetch
 
     cluster = subprocess.Popen(
@@ -126,7 +109,7 @@ def measure(vendor: str, url: str) -> dict[str, float]:
 
 def main() -> None:
     vendor = sys.argv[1] if len(sys.argv) > 1 else "postgresql"
-    result = measure(vendor, URLS[vendor])
+    result = measure(vendor)
     print(
         f"{vendor:<11} idle cluster (2 workers): {result['idle_qps']:6.1f} statements/s   "
         f"enqueue-to-start over {SAMPLES} tasks: p50 {result['p50']:6.1f} ms  "

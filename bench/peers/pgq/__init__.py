@@ -1,0 +1,1 @@
+"""pgqueuer: asyncio workers (asyncpg), enqueued through its synchronous psycopg driver."""

@@ -1,0 +1,1 @@
+"""Procrastinate through its Django integration (procrastinate.contrib.django)."""
