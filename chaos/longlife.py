@@ -28,6 +28,7 @@ SHORT_TASKS = 1000  # the suite's form (tests/process/test_longlife.py)
 # warmed-up start and the end (allocator noise), and connections not at all.
 RSS_TOLERANCE_MIB = 5.0
 SAMPLES = 40  # about this many samples over the run
+MIN_SAMPLE_INTERVAL = 0.2  # seconds; a short run still gets several samples
 
 
 def rss_mib(pid: int) -> float | None:
@@ -57,7 +58,7 @@ def measure(vendor: str, url: str, total: int, logs: Path) -> dict[str, Any]:
         worker = workers.get().pid
         began = time.monotonic()
         samples: list[dict[str, Any]] = []
-        every = 1.0
+        every = MIN_SAMPLE_INTERVAL
         done = 0
         while done < total:
             time.sleep(every)
@@ -79,7 +80,7 @@ def measure(vendor: str, url: str, total: int, logs: Path) -> dict[str, Any]:
             )
             if len(samples) == 5:  # now the rate is known: spread SAMPLES over the run
                 rate = done / (time.monotonic() - began) or 1.0
-                every = max(1.0, (total - done) / rate / SAMPLES)
+                every = max(MIN_SAMPLE_INTERVAL, (total - done) / rate / SAMPLES)
             if not clusters.is_alive(worker):
                 raise RuntimeError(f"worker pid {worker} ended:\n{cluster.output()}")
         elapsed = time.monotonic() - began

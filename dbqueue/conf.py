@@ -34,7 +34,9 @@ class Settings:
     # a NOTIFY from enqueue wakes it at once instead.
     POLL_INTERVAL: float = 0.2  # seconds
     POLL_INTERVAL_MAX: float = 2.0  # seconds
-    BATCH_SIZE: int = 1  # tasks one worker claims per transaction
+    BATCH_SIZE: int = (
+        50  # most tasks one worker claims per transaction (see BatchSizer)
+    )
     HEARTBEAT_INTERVAL: float = (
         5.0  # seconds between a cluster's heartbeats and lease renewals
     )

@@ -96,6 +96,18 @@ def drain(worker, rounds: int = 50) -> None:
             return
 
 
+def run_all(worker) -> list:
+    """Run `worker` until a round claims nothing; return every outcome.
+
+    A worker's first claim takes one task and later ones whole batches (see
+    BatchSizer), so counting one round's outcomes says little.
+    """
+    outcomes = []
+    while batch := worker.run_once():
+        outcomes.extend(batch)
+    return outcomes
+
+
 class Child:
     """A Python subprocess on the test database, in its own process group, its output in a file."""
 

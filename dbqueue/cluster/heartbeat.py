@@ -23,7 +23,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from dbqueue import counters, exceptions, models, task_logging
+from dbqueue import claiming, counters, exceptions, models, task_logging
 from dbqueue.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -145,16 +145,26 @@ def rescue_expired(
     return rescued
 
 
-def release(worker_id: str, exc: BaseException, *, kind: str) -> int:
+def release(
+    worker_id: str, exc: BaseException, *, kind: str, running: str | None
+) -> int:
     """Settle the tasks a dead child held, at once rather than when its lease runs out.
 
-    `kind` says how it ended: "timeout" is a failed attempt under the retry
-    policy; "died" is an orphan under the task's on_orphan policy;
+    `running` is the task the child reported it was running, if any. `kind`
+    says how that task's run ended: "timeout" is a failed attempt under the
+    retry policy; "died" is an orphan under the task's on_orphan policy;
     "interrupted" (a shutdown killed it) puts the task back without spending
-    an attempt. Return how many tasks were settled.
+    an attempt. The child's other tasks were claimed in the same batch but
+    never started: they go back to the queue as if never claimed. Return how
+    many tasks were settled.
     """
-    released = 0
-    for task in models.Task.objects.using(models.queue_db()).held_by(worker_id):
+    held = list(models.Task.objects.using(models.queue_db()).held_by(worker_id))
+    # The id came through the pipe as text; the rows' ids are UUIDs.
+    waiting = [task for task in held if str(task.id) != running]
+    released = claiming.release(waiting, worker_id)
+    for task in held:
+        if str(task.id) != running:
+            continue
         if kind == "interrupted":
             done = task.mark_interrupted(worker_id, exc)
         elif kind == "died":

@@ -292,6 +292,7 @@ class Supervisor:
 
     def _on_exit(self, slot: Slot, code: int) -> None:
         pid, worker_id, reason = slot.pid, slot.worker_id, slot.kill_reason
+        running = slot.task_id
         if slot.pipe is not None:
             os.close(slot.pipe)
         slot.pid, slot.pipe, slot.exit_code = None, None, code
@@ -302,7 +303,9 @@ class Supervisor:
             )
             released = (
                 self._database(
-                    lambda: heartbeat.release(worker_id, error, kind="timeout")
+                    lambda: heartbeat.release(
+                        worker_id, error, kind="timeout", running=running
+                    )
                 )
                 or 0
             )
@@ -312,7 +315,9 @@ class Supervisor:
             )
             released = (
                 self._database(
-                    lambda: heartbeat.release(worker_id, error, kind="interrupted")
+                    lambda: heartbeat.release(
+                        worker_id, error, kind="interrupted", running=running
+                    )
                 )
                 or 0
             )
@@ -321,7 +326,11 @@ class Supervisor:
                 f"Worker process died: pid {pid} on host {socket.gethostname()} exited with {_describe(code)}."
             )
             released = (
-                self._database(lambda: heartbeat.release(worker_id, error, kind="died"))
+                self._database(
+                    lambda: heartbeat.release(
+                        worker_id, error, kind="died", running=running
+                    )
+                )
                 or 0
             )
             if not self.stopping:

@@ -315,13 +315,6 @@ class Task(models.Model):
 
     # State transitions of a claimed task, each guarded by its lease.
 
-    def mark_started(
-        self, worker_id: str, now: datetime.datetime | None = None
-    ) -> bool:
-        """Record that `worker_id` began running this claimed task."""
-        self.started_at = now or timezone.now()
-        return self._update_held(worker_id, started_at=self.started_at)
-
     def mark_succeeded(
         self, worker_id: str, value: Any, now: datetime.datetime | None = None
     ) -> bool:
@@ -347,6 +340,7 @@ class Task(models.Model):
         fields: dict[str, Any] = {
             "status": Status.SUCCEEDED,
             "finished_at": now,
+            "started_at": self.started_at,
             "result_payload": stored,
             "error": "",
             "attempt_log": log,
@@ -365,6 +359,7 @@ class Task(models.Model):
         return self._update_held(
             worker_id,
             status=Status.CANCELLED,
+            started_at=self.started_at,
             finished_at=now,
             error=f"Expired: not started by {self.expires_at.isoformat()}",
             attempt_log=[*self.attempt_log, self._attempt_entry(worker_id, now)],
@@ -405,6 +400,7 @@ class Task(models.Model):
                 expired_before,
                 status=Status.QUEUED,
                 run_after=now + datetime.timedelta(seconds=delay),
+                started_at=self.started_at,
                 error=summary,
                 attempt_log=log,
                 **RELEASED,
@@ -416,6 +412,7 @@ class Task(models.Model):
                 worker_id,
                 expired_before,
                 status=Status.FAILED,
+                started_at=self.started_at,
                 finished_at=now,
                 error=summary,
                 attempt_log=log,

@@ -11,6 +11,7 @@ from dbqueue import bulk, claiming, enqueue_many, models, result, signals
 from dbqueue.cluster.worker import Worker
 from dbqueue.exceptions import SerializationError, TaskNotFound
 from dbqueue.models import Status, Task
+from tests.conftest import run_all
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db
@@ -209,7 +210,7 @@ def test_bulk_tasks_run_like_any_other():
     worker = Worker(
         worker_id="bulk-worker", queues=["*"], batch_size=10, poll_interval=0
     )
-    assert len(worker.run_once()) == 3
+    assert len(run_all(worker)) == 3
     assert [result(task.id) for task in stored] == [1, 2, 3]
     assert set(Task.objects.values_list("status", flat=True)) == {Status.SUCCEEDED}
 

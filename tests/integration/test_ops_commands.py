@@ -589,7 +589,7 @@ def test_qprune_shows_progress_on_stderr(capsys):
 def test_qreplay_shows_progress_on_stderr():
     for _ in range(3):
         api.async_task(tasks.fail, "boom", max_attempts=1)
-    Worker(worker_id="w", queues=["*"], poll_interval=0, batch_size=3).run_once()
+    Worker(worker_id="w", queues=["*"], poll_interval=0).run(burst=True)
     assert FailedTask.objects.count() == 3
     out, err = run("qreplay", "--all", "--batch-size=2")
     assert "Replayed 3, skipped 0" in out

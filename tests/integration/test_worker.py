@@ -238,8 +238,12 @@ def test_an_outcome_is_not_stored_by_a_worker_that_lost_its_lease():
 
 
 def test_stopping_between_tasks_puts_the_rest_of_the_batch_back():
-    ids = [async_task(tasks.add, i, 0) for i in range(3)]
     worker = Worker(worker_id="w", batch_size=3, queues=["*"])
+    # A worker's first claim takes one task; once it has timed a short task
+    # it claims whole batches.
+    async_task(tasks.add, 0, 0)
+    assert len(worker.run_once()) == 1
+    ids = [async_task(tasks.add, i, 0) for i in range(3)]
     signals.task_finished.connect(stop := lambda **kw: worker.stop())
     try:
         outcomes = worker.run_once()
@@ -407,3 +411,41 @@ def test_listen_reports_a_wake_up_when_it_subscribes_then_waits_for_notify():
     assert claiming.wait_for_work(0.01) is False
     async_task(tasks.add, 1, 1)  # committed at once; PostgreSQL notifies every listener
     assert claiming.wait_for_work(1.0) is True
+
+
+def test_a_batched_task_records_when_it_really_started():
+    worker = Worker(worker_id="w", batch_size=2, queues=["*"])
+    async_task(tasks.add, 0, 0)
+    worker.run_once()  # times a short task, so the next claim takes two
+    first = async_task(tasks.sleep_then_record, "first", 0.2)
+    second = async_task(tasks.add, 1, 1)
+    assert len(worker.run_once()) == 2
+    assert fetch(second).started_at >= fetch(first).finished_at
+    assert fetch(second).attempt_log[-1]["started_at"] == (
+        fetch(second).started_at.isoformat()
+    )
+
+
+def test_a_dead_worker_s_prefetched_tasks_go_back_without_spending_an_attempt():
+    from dbqueue.cluster import heartbeat
+    from dbqueue.exceptions import WorkerLost
+
+    ids = [async_task(tasks.add, i, 0, max_attempts=2) for i in range(3)]
+    claimed = claiming.claim("w:1:worker:x", None, 3)
+    assert len(claimed) == 3
+    running = str(claimed[0].id)
+    released = heartbeat.release(
+        "w:1:worker:x", WorkerLost("killed"), kind="died", running=running
+    )
+    assert released == 3
+    orphan = fetch(running)
+    assert (orphan.status, orphan.attempts) == (Status.QUEUED, 1)
+    assert orphan.error.startswith("WorkerLost")
+    for task_id in set(ids) - {running}:
+        waiting = fetch(task_id)
+        assert (waiting.status, waiting.attempts, waiting.error) == (
+            Status.QUEUED,
+            0,
+            "",
+        )
+        assert waiting.attempt_log == []

@@ -124,7 +124,12 @@ def test_rescued_orphans_are_warnings_or_errors_and_interrupted_tasks_info(caplo
     )
     assert heartbeat.rescue_expired() == 2
     assert (
-        heartbeat.release("w:2:worker:y", WorkerLost("shutdown"), kind="interrupted")
+        heartbeat.release(
+            "w:2:worker:y",
+            WorkerLost("shutdown"),
+            kind="interrupted",
+            running=str(put_back),
+        )
         == 1
     )
     assert about(caplog, retried)[1:] == [
