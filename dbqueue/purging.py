@@ -28,7 +28,7 @@ from django.db import connections, transaction
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from dbqueue import models
+from dbqueue import claiming, models
 
 BATCH_SIZE = 1000  # rows deleted per transaction
 MAX_BATCH_SIZE = 10_000  # under every vendor's limit on query parameters
@@ -134,11 +134,8 @@ def purge(
             )
             if not ids:
                 return report
-            deleted, _ = (
-                models.Task.objects.using(db)
-                .filter(pk__in=ids, status=models.Status.QUEUED)
-                .delete()
-            )
+            # Locked above, so still QUEUED: no claim can have taken them.
+            deleted = claiming.delete_by_pk(models.Task, ids, using=db)
         report.deleted += deleted
         report.batches += 1
         if on_batch is not None:

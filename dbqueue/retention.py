@@ -239,8 +239,7 @@ def _delete_batch(
                 )
                 if not ids:
                     return 0, 0
-                rows = kind.model._default_manager.using(alias)
-                deleted, _ = rows.filter(pk__in=ids).delete()
+                deleted = claiming.delete_by_pk(kind.model, ids, using=alias)
             return len(ids), deleted
         except DatabaseError as exc:
             # Inside the caller's transaction the error may have spoilt

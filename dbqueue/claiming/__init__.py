@@ -23,10 +23,11 @@ import datetime
 import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import Any
 
 from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F
+from django.db.models import F, Model
 from django.utils import timezone
 
 from dbqueue import exceptions, models
@@ -168,6 +169,26 @@ def release(
             started_at=None,
         )
     )
+
+
+def delete_by_pk(
+    model: type[Model], ids: Sequence[Any], *, using: str | None = None
+) -> int:
+    """Delete the rows of `model` with these primary keys; return how many went.
+
+    For batches of rows the caller has locked (pruning, purging, a batch of
+    successes that keep no result). A plain ``filter(pk__in=…).delete()``
+    on MySQL/MariaDB can wait for a row outside the batch (see
+    mysql.delete_by_pk); no signals or cascades: these models have none.
+    """
+    if not ids:
+        return 0
+    alias = using or models.queue_db()
+    connection = connections[alias]
+    if connection.vendor == "mysql":
+        return mysql.delete_by_pk(connection, model, ids)
+    deleted, _ = model._default_manager.using(alias).filter(pk__in=ids).delete()
+    return deleted
 
 
 def notify(queue: str, *, using: str | None = None) -> None:

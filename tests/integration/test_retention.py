@@ -222,15 +222,15 @@ def test_a_dry_run_counts_and_deletes_nothing():
 def test_a_lock_conflict_backs_off_and_goes_on(monkeypatch, caplog):
     for _ in range(3):
         finished(Status.SUCCEEDED, days(8))
-    real_delete = type(Task.objects.all()).delete
+    real_delete = claiming.delete_by_pk
     conflicts = [OperationalError("database is locked")] * 2
 
-    def flaky_delete(self):
+    def flaky_delete(*args, **kwargs):
         if conflicts:
             raise conflicts.pop()
-        return real_delete(self)
+        return real_delete(*args, **kwargs)
 
-    monkeypatch.setattr(type(Task.objects.all()), "delete", flaky_delete)
+    monkeypatch.setattr(claiming, "delete_by_pk", flaky_delete)
     monkeypatch.setattr(claiming, "is_transient", lambda exc, using=None: True)
     delays = []
     report = retention.prune(NOW, sleep=delays.append)
@@ -251,10 +251,10 @@ def test_a_lock_conflict_backs_off_and_goes_on(monkeypatch, caplog):
 def test_other_database_errors_are_raised(monkeypatch):
     finished(Status.SUCCEEDED, days(8))
 
-    def broken(self):
+    def broken(*args, **kwargs):
         raise OperationalError("no such column: finished_at")
 
-    monkeypatch.setattr(type(Task.objects.all()), "delete", broken)
+    monkeypatch.setattr(claiming, "delete_by_pk", broken)
     with pytest.raises(OperationalError, match="no such column"):
         retention.prune(NOW)
 
