@@ -173,12 +173,15 @@ def build_task(
     unique_for: float | datetime.timedelta | None = None,
     serializer: str | None = None,
     on_orphan: str | None = None,
+    passed_before: int = 0,
 ) -> models.Task:
     """Validate a call and return it as an unsaved Task, its payload serialised.
 
     Every check of enqueue happens here, so a caller that stores many tasks
     (bulk enqueue, a chain) knows before it writes anything that all of them
     are valid. The registered task's defaults fill in what the call leaves out.
+    `passed_before` counts the arguments the task will get before `args`
+    when it runs (a chain link's previous result), for the signature check.
     """
     registered = registry.resolve(func)
     given = {
@@ -226,6 +229,8 @@ def build_task(
         hook=hook_path,
         serializer=serializer if serializer is not None else registered.serializer,
     )
+    # After the payload, which checked the types of args and kwargs.
+    registered.check_call((None,) * passed_before + tuple(args), kwargs or {})
     return task
 
 

@@ -116,7 +116,11 @@ def async_chain(
                     "pass_result is not accepted on the first link: no link runs before it."
                 )
             pass_result = False
-        task = bulk.build(parsed, {**merged, "group": group_id}, what)
+        task = bulk.build(
+            parsed,
+            {**merged, "group": group_id, "passed_before": int(pass_result)},
+            what,
+        )
         tasks.append(task)
         links.append(_link(task, merged, pass_result))
     first = tasks[0]

@@ -14,7 +14,7 @@ import functools
 import importlib
 import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from asgiref.sync import async_to_sync
@@ -106,6 +106,28 @@ class TaskFunction:
         if inspect.iscoroutinefunction(self.func):
             return async_to_sync(self.func)(*args, **kwargs)
         return self.func(*args, **kwargs)
+
+    def check_call(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Raise TypeError now for arguments the function can never accept.
+
+        Otherwise the mistake, a misspelt option among them (it lands in the
+        task's own keyword arguments), would surface in a worker, attempt
+        after attempt, and end in the dead-letter queue.
+        """
+        try:
+            signature = inspect.signature(self.func)
+        except (TypeError, ValueError):
+            return  # nothing to check against (some builtins)
+        try:
+            signature.bind(*self.leading_arguments(), *args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(
+                f"{self.path}() cannot be called with these arguments: {exc}."
+            ) from None
+
+    def leading_arguments(self) -> tuple[Any, ...]:
+        """Placeholders for what run() passes before the call's own arguments."""
+        return ()
 
     def enqueue(self, *args: Any, **kwargs: Any) -> str:
         """Queue a call with this task's defaults; accepts async_task's options."""

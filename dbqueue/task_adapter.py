@@ -64,6 +64,9 @@ class DjangoTaskFunction(registry.TaskFunction):
     def __repr__(self) -> str:
         return f"<DjangoTaskFunction {self.path}>"
 
+    def leading_arguments(self) -> tuple[Any, ...]:
+        return (None,) if self.task.takes_context else ()
+
     def run(
         self, task: models.Task, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:

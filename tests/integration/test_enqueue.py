@@ -208,3 +208,28 @@ def test_waiting_on_an_id_that_names_no_task_returns_at_once():
     assert fetch("01890000-0000-7000-8000-000000000000", wait=3000) is None
     assert result(async_task(tasks.add, 1, 1, sync=True, save=False), wait=5000) is None
     assert time.monotonic() - started < 1
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "problem"),
+    [
+        ((1,), {}, "missing a required argument: 'b'"),
+        ((1, 2, 3), {}, "too many positional arguments"),
+        # A misspelt option lands among the task's own keyword arguments.
+        ((1, 2), {"keep_result": False}, "unexpected keyword argument 'keep_result'"),
+    ],
+)
+def test_a_call_the_function_cannot_take_is_refused_at_enqueue(args, kwargs, problem):
+    with pytest.raises(TypeError, match=problem) as info:
+        async_task(tasks.add, *args, **kwargs)
+    assert "tests.testapp.tasks.add()" in str(info.value)
+    assert not Task.objects.exists()
+
+
+def test_a_chain_link_that_takes_the_previous_result_is_checked_with_it():
+    from dbqueue import async_chain
+
+    async_chain([(tasks.add, (1, 2)), (tasks.add, (3,), {"pass_result": True})])
+    with pytest.raises(TypeError, match="missing a required argument"):
+        async_chain([(tasks.add, (1, 2)), (tasks.add, (), {"pass_result": True})])
+    assert Task.objects.count() == 1
