@@ -10,9 +10,12 @@ A task ends in exactly one of four places:
 
 A duplicate is a task that ran more often than its kind allows (once for one
 that succeeds, `max_attempts` times for one that always fails). It is
-explained only when its attempt log shows the process running it was one the
-runner killed (SIGKILL, or the supervisor's kill at the end of a SIGTERM's
-grace period): "twice only when the process running it died".
+explained only when its attempt log shows the process running it died: one
+the runner killed (SIGKILL, or the supervisor's kill at the end of a
+SIGTERM's grace period), or one that ended itself by running an `exit` task
+(a worker stores a batch's successes together, so a success that returned
+just before a later task called os._exit runs again): "twice only when the
+process running it died".
 """
 
 from __future__ import annotations
@@ -55,6 +58,10 @@ def count(items: list[tuple[str, Kind]], killed: dict[int, int]) -> dict[str, An
     """Count the outcome of every task; `killed` maps each pid the runner killed to its fault number."""
     kinds = dict(items)
     executions = Counter(Execution.objects.values_list("key", flat=True))
+    # Processes that died: killed by the runner, or ended by an exit task.
+    died = set(killed) | set(
+        Execution.objects.filter(kind="exit").values_list("pid", flat=True)
+    )
     rows = {
         task.name: task
         for task in Task.objects.only(
@@ -92,10 +99,10 @@ def count(items: list[tuple[str, Kind]], killed: dict[int, int]) -> dict[str, An
         allowed = 1 if kind.succeeds else kind.max_attempts
         if ran > allowed:
             kills = [
-                killed[pid]
+                killed.get(pid, "exit")
                 for entry in task.attempt_log
                 if entry.get("exception_class") in KILLED_CLASSES
-                and (pid := pid_of(str(entry.get("worker_id", "")))) in killed
+                and (pid := pid_of(str(entry.get("worker_id", "")))) in died
             ]
             duplicates.append(
                 {

@@ -16,9 +16,9 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import DatabaseError
 from django.utils import timezone
@@ -40,6 +40,8 @@ from dbqueue import (
 logger = logging.getLogger(__name__)
 
 RECORD_TRIES = 5  # attempts at storing an outcome through lock conflicts
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass
@@ -199,25 +201,94 @@ def record(outcome: Outcome, worker_id: str) -> bool:
     the counts (see dbqueue.counters).
     """
     task = outcome.task
+
+    def store() -> bool:
+        return _store(outcome, worker_id)
+
+    def reload() -> None:
+        # Start again from what the database holds: a rolled-back
+        # transition may have changed the in-memory task already.
+        task.refresh_from_db(using=models.queue_db())
+
+    stored = _through_conflicts(store, reload, f"task id={task.id}")
+    _announce(outcome, stored)
+    return stored
+
+
+def deferrable(outcome: Outcome) -> bool:
+    """Tell whether a success may wait to be stored with others (see Worker).
+
+    A chain link's success commits with its next link's insert, and a task
+    with on_orphan="fail" must never run twice: both are stored at once.
+    """
+    task = outcome.task
+    return (
+        outcome.succeeded
+        and not outcome.expired
+        and not task.chain
+        and task.on_orphan == models.OnOrphan.RETRY
+    )
+
+
+def prepare_success(outcome: Outcome, worker_id: str) -> dict[str, Any] | None:
+    """Serialise a deferrable success's fields now; None if its value cannot be stored.
+
+    The outcome then becomes the failure that mark_succeeded's
+    SerializationError would have made, to be stored at once with record().
+    """
+    try:
+        return outcome.task.success_fields(worker_id, outcome.value)
+    except exceptions.SerializationError as exc:
+        outcome.succeeded, outcome.exception, outcome.retryable = False, exc, False
+        return None
+
+
+def record_successes(
+    successes: list[tuple[Outcome, dict[str, Any]]], worker_id: str
+) -> None:
+    """Store prepared successes in one transaction, then log, count and signal each.
+
+    Lock conflicts are retried as in record(); the fields were computed from
+    the claimed row, which only this worker changes while it holds the lease.
+    """
+
+    def store() -> list[models.Task]:
+        return models.Task.store_successes(
+            worker_id, [(outcome.task, fields) for outcome, fields in successes]
+        )
+
+    stored = {id(task) for task in _through_conflicts(store, None, "a batch")}
+    for outcome, _ in successes:
+        _announce(outcome, id(outcome.task) in stored)
+
+
+def _through_conflicts(
+    store: Callable[[], T], reload: Callable[[], None] | None, what: str
+) -> T:
+    """Call `store`, again after a short wait if it hit a lock conflict."""
     for attempt in range(1, RECORD_TRIES + 1):
         try:
-            stored = _store(outcome, worker_id)
-            break
+            return store()
         except DatabaseError as exc:
             if attempt == RECORD_TRIES or not claiming.is_transient(exc):
                 raise
             logger.warning(
-                "Storing the outcome of task id=%s hit a lock conflict (%s); retrying.",
-                task.id,
+                "Storing the outcome of %s hit a lock conflict (%s); retrying.",
+                what,
                 exc,
             )
             time.sleep(0.05 * attempt)
-            # Start again from what the database holds: a rolled-back
-            # transition may have changed the in-memory task already.
-            task.refresh_from_db(using=models.queue_db())
+            if reload is not None:
+                reload()
+    raise AssertionError("unreachable")  # the last attempt returns or raises
+
+
+def _announce(outcome: Outcome, stored: bool) -> None:
+    """Log a stored outcome, count it, send its signals and call its hook."""
+    task = outcome.task
     _log(outcome, stored)
     if not stored:
-        return False
+        return
     counters.add(task, _events(outcome), outcome.duration)
     if outcome.exception is not None:
         signals.send(
@@ -250,7 +321,6 @@ def record(outcome: Outcome, worker_id: str) -> bool:
     vouched = not isinstance(outcome.exception, exceptions.PayloadSignatureError)
     if task.hook and task.is_finished and vouched:
         _call_hook(task)
-    return True
 
 
 def _call_hook(task: models.Task) -> None:

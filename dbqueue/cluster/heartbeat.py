@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 import logging
 import socket
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from django.db.models import F, Value
@@ -146,53 +146,67 @@ def rescue_expired(
 
 
 def release(
-    worker_id: str, exc: BaseException, *, kind: str, running: str | None
+    worker_id: str,
+    exc: BaseException,
+    *,
+    kind: str,
+    running: str | None,
+    unstored: Collection[str] = (),
 ) -> int:
     """Settle the tasks a dead child held, at once rather than when its lease runs out.
 
-    `running` is the task the child reported it was running, if any. `kind`
-    says how that task's run ended: "timeout" is a failed attempt under the
-    retry policy; "died" is an orphan under the task's on_orphan policy;
-    "interrupted" (a shutdown killed it) puts the task back without spending
-    an attempt. The child's other tasks were claimed in the same batch but
-    never started: they go back to the queue as if never claimed. Return how
-    many tasks were settled.
+    The child reported, through its pipe, the task it was `running` and the
+    tasks that returned but whose outcome it had not stored yet (`unstored`;
+    a worker stores a batch's successes together). Ids are text, as sent.
+
+    `kind` says how the running task's run ended: "timeout" is a failed
+    attempt under the retry policy; "died" is an orphan under the task's
+    on_orphan policy; "interrupted" (a shutdown killed it) puts the task back
+    without spending an attempt. An unstored task ran, but its result died
+    with the child: it is an orphan, retried. The child's other tasks were
+    claimed in the same batch but never started: they go back to the queue as
+    if never claimed. Return how many tasks were settled.
     """
     held = list(models.Task.objects.using(models.queue_db()).held_by(worker_id))
-    # The id came through the pipe as text; the rows' ids are UUIDs.
-    waiting = [task for task in held if str(task.id) != running]
+    waiting = [t for t in held if str(t.id) != running and str(t.id) not in unstored]
     released = claiming.release(waiting, worker_id)
     for task in held:
-        if str(task.id) != running:
-            continue
-        if kind == "interrupted":
-            done = task.mark_interrupted(worker_id, exc)
-        elif kind == "died":
-            done = task.mark_orphaned(worker_id, exc)
-            if done:
-                counters.add(
-                    task, [counters.Event.RESCUED, counters.after_failure(task)]
-                )
-        else:
-            ran = (
-                (timezone.now() - task.started_at).total_seconds()
-                if task.started_at
-                else None
+        key = str(task.id)
+        if key in unstored:
+            how = "died"
+            exc_here: BaseException = exceptions.WorkerLost(
+                f"{exc} The task had returned, but its outcome was not stored yet."
             )
-            done = task.mark_failed(worker_id, exc)
-            if done:
-                counters.add(
-                    task, [counters.Event.FAILED, counters.after_failure(task)], ran
-                )
-        if done:
+        elif key == running:
+            how, exc_here = kind, exc
+        else:
+            continue
+        if _settle(task, worker_id, exc_here, how):
             released += 1
             _log_settled(
                 task,
-                f"released from {worker_id} ({exc})",
-                logging.INFO if kind == "interrupted" else logging.WARNING,
+                f"released from {worker_id} ({exc_here})",
+                logging.INFO if how == "interrupted" else logging.WARNING,
             )
     counters.flush()
     return released
+
+
+def _settle(task: models.Task, worker_id: str, exc: BaseException, kind: str) -> bool:
+    if kind == "interrupted":
+        return task.mark_interrupted(worker_id, exc)
+    if kind == "died":
+        done = task.mark_orphaned(worker_id, exc)
+        if done:
+            counters.add(task, [counters.Event.RESCUED, counters.after_failure(task)])
+        return done
+    ran = (
+        (timezone.now() - task.started_at).total_seconds() if task.started_at else None
+    )
+    done = task.mark_failed(worker_id, exc)
+    if done:
+        counters.add(task, [counters.Event.FAILED, counters.after_failure(task)], ran)
+    return done
 
 
 def _log_settled(task: models.Task, how: str, level: int = logging.WARNING) -> None:

@@ -32,6 +32,8 @@ class Slot:
     task_started: float | None = None  # monotonic
     task_started_at: datetime.datetime | None = None  # wall clock, for the registry
     task_timeout: float | None = None
+    # Tasks that returned but whose outcome the worker has not stored yet.
+    unstored: set[str] = dataclasses.field(default_factory=set)
     tasks_done: int = 0
     kill_reason: str | None = (
         None  # "timeout" or "shutdown" once the supervisor killed it

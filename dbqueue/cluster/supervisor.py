@@ -187,6 +187,7 @@ class Supervisor:
             None
         )
         slot.tasks_done = 0
+        slot.unstored.clear()
         logger.debug("Started worker pid=%s in slot %s.", pid, slot.index)
         self._database(lambda: heartbeat.register(self.id, self._member(slot)))
 
@@ -262,19 +263,25 @@ class Supervisor:
     def _on_report(self, slot: Slot, words: list[str]) -> None:
         if len(words) != 3:
             return
-        event, task_id, timeout = words
+        # "started <id> <timeout or 0>", "finished <id> <1 if stored, else 0>",
+        # "stored <id> 0" (see worker.PipeReporter).
+        event, task_id, value = words
         if event == "started":
             slot.task_id, slot.task_started, slot.task_started_at = (
                 task_id,
                 self.clock(),
                 timezone.now(),
             )
-            slot.task_timeout = float(timeout) or None
+            slot.task_timeout = float(value) or None
         elif event == "finished":
             slot.task_id = slot.task_started = slot.task_started_at = (
                 slot.task_timeout
             ) = None
             slot.tasks_done += 1
+            if value == "0":  # the outcome waits to be stored with others
+                slot.unstored.add(task_id)
+        elif event == "stored":
+            slot.unstored.discard(task_id)
 
     def _reap(self) -> None:
         while True:
@@ -292,7 +299,8 @@ class Supervisor:
 
     def _on_exit(self, slot: Slot, code: int) -> None:
         pid, worker_id, reason = slot.pid, slot.worker_id, slot.kill_reason
-        running = slot.task_id
+        running, unstored = slot.task_id, set(slot.unstored)
+        slot.unstored.clear()
         if slot.pipe is not None:
             os.close(slot.pipe)
         slot.pid, slot.pipe, slot.exit_code = None, None, code
@@ -304,7 +312,11 @@ class Supervisor:
             released = (
                 self._database(
                     lambda: heartbeat.release(
-                        worker_id, error, kind="timeout", running=running
+                        worker_id,
+                        error,
+                        kind="timeout",
+                        running=running,
+                        unstored=unstored,
                     )
                 )
                 or 0
@@ -316,7 +328,11 @@ class Supervisor:
             released = (
                 self._database(
                     lambda: heartbeat.release(
-                        worker_id, error, kind="interrupted", running=running
+                        worker_id,
+                        error,
+                        kind="interrupted",
+                        running=running,
+                        unstored=unstored,
                     )
                 )
                 or 0
@@ -328,7 +344,11 @@ class Supervisor:
             released = (
                 self._database(
                     lambda: heartbeat.release(
-                        worker_id, error, kind="died", running=running
+                        worker_id,
+                        error,
+                        kind="died",
+                        running=running,
+                        unstored=unstored,
                     )
                 )
                 or 0

@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from django.db import DatabaseError, connections
 from django.db.models import F
@@ -36,6 +37,8 @@ WAIT_SLICE = (
 )
 # A worker claims about this many seconds of work at once (see BatchSizer).
 PREFETCH_WINDOW = 0.5  # seconds
+# A success waits at most about this long to be stored with the next ones.
+STORE_DELAY = 0.05  # seconds
 EXIT_DONE = 0  # stopped, or (burst) nothing left to do
 EXIT_RECYCLE = 3  # replace me: task or memory limit reached
 
@@ -46,22 +49,27 @@ def new_worker_id(role: str = "worker") -> str:
 
 
 class Reporter:
-    """Where a worker announces the task it starts and finishes; silent by default."""
+    """Where a worker announces the tasks it starts, finishes and stores; silent by default."""
 
     def started(self, task: models.Task) -> None:
         """The task is about to run."""
 
-    def finished(self, task: models.Task) -> None:
-        """The task's outcome is stored."""
+    def finished(self, task: models.Task, *, stored: bool) -> None:
+        """The task returned; its outcome is `stored` already, or waits for stored()."""
+
+    def stored(self, tasks: Sequence[models.Task]) -> None:
+        """The outcomes of these finished tasks are stored now."""
 
 
 class PipeReporter(Reporter):
     """Writes one line per event to the supervisor's pipe.
 
-    Lines are far shorter than PIPE_BUF, so each write is atomic, and the
-    supervisor reads them without blocking. A supervisor that is gone makes
-    the write fail; the worker then stops after its current task.
+    A write of up to PIPE_BUF bytes is atomic, so lines never interleave,
+    and the supervisor reads them without blocking. A supervisor that is
+    gone makes the write fail; the worker then stops after its current task.
     """
+
+    LINES_PER_WRITE = 64  # of about 46 bytes each: under PIPE_BUF (4096 on Linux)
 
     def __init__(self, fd: int, on_lost: Callable[[], None]) -> None:
         self.fd = fd
@@ -70,12 +78,17 @@ class PipeReporter(Reporter):
     def started(self, task: models.Task) -> None:
         self._send(f"started {task.id} {task.timeout or 0}\n")
 
-    def finished(self, task: models.Task) -> None:
-        self._send(f"finished {task.id} 0\n")
+    def finished(self, task: models.Task, *, stored: bool) -> None:
+        self._send(f"finished {task.id} {int(stored)}\n")
 
-    def _send(self, line: str) -> None:
+    def stored(self, tasks: Sequence[models.Task]) -> None:
+        for start in range(0, len(tasks), self.LINES_PER_WRITE):
+            chunk = tasks[start : start + self.LINES_PER_WRITE]
+            self._send("".join(f"stored {task.id} 0\n" for task in chunk))
+
+    def _send(self, text: str) -> None:
         try:
-            os.write(self.fd, line.encode())
+            os.write(self.fd, text.encode())
         except OSError:
             self.on_lost()
 
@@ -150,6 +163,9 @@ class Worker:
         self.stopping = threading.Event()
         self.tasks_done = 0
         self._counts_flushed_at = clock()
+        # Successes run but not stored yet, with their prepared fields.
+        self._unstored: list[tuple[executor.Outcome, dict[str, Any]]] = []
+        self._unstored_since = 0.0
 
     def stop(self, signum: int | None = None) -> None:
         """Finish the running task, then leave the loop."""
@@ -177,6 +193,7 @@ class Worker:
             outcome = self.process(task)
             self.sizer.observe(outcome.duration)
             outcomes.append(outcome)
+        self.store_successes()
         return outcomes
 
     def _claim_limit(self) -> int:
@@ -196,46 +213,82 @@ class Worker:
         The claim stamped the whole batch's started_at; the real start is kept
         in memory and written with the outcome, rather than by an UPDATE of
         its own before each task.
+
+        A success is not stored at once: it waits, for at most STORE_DELAY,
+        to be stored with the successes after it in one transaction (see
+        store_successes()). Until then the task stays RUNNING under this
+        worker's lease; if the worker dies meanwhile, its supervisor, told
+        through the pipe which tasks returned, retries them as orphans.
+        Waiting successes are stored before a task with a timeout starts, so
+        that a timeout's kill never takes finished work with it. Failures,
+        expiries, chain links and on_orphan="fail" tasks are stored at once.
         """
+        if self._unstored and (
+            task.timeout or self.clock() - self._unstored_since >= STORE_DELAY
+        ):
+            self.store_successes()
         task.started_at = timezone.now()
         self.reporter.started(task)
         outcome = executor.execute(task, soft_timeout=task.timeout)
-        self._store(outcome)
+        fields = (
+            executor.prepare_success(outcome, self.id)
+            if executor.deferrable(outcome)
+            else None
+        )
+        if fields is None:
+            self._store(lambda: executor.record(outcome, self.id), f"task id={task.id}")
+            self.reporter.finished(task, stored=True)
+        else:
+            if not self._unstored:
+                self._unstored_since = self.clock()
+            self._unstored.append((outcome, fields))
+            self.reporter.finished(task, stored=False)
         self.tasks_done += 1
-        self.reporter.finished(task)
         return outcome
 
-    def _store(self, outcome: executor.Outcome) -> None:
-        """Store a finished task's outcome, waiting out a database outage.
+    def store_successes(self) -> None:
+        """Store the successes that wait, in one transaction, and tell the supervisor."""
+        if not self._unstored:
+            return
+        waiting = self._unstored
+        self._store(
+            lambda: executor.record_successes(waiting, self.id),
+            f"{len(waiting)} successes",
+        )
+        self._unstored = []
+        self.reporter.stored([outcome.task for outcome, _ in waiting])
 
-        Dropping it would leave the task RUNNING under a lease that this
-        live worker's supervisor keeps renewing: nobody would ever rescue it.
-        Only a stop request ends the wait; the task is then rescued, and run
-        again, once its lease runs out, as if this worker had died.
+    def _store(self, write: Callable[[], object], what: str) -> None:
+        """Store outcomes with `write`, waiting out a database outage.
+
+        Dropping them would leave the tasks RUNNING under a lease that this
+        live worker's supervisor keeps renewing: nobody would ever rescue them.
+        Only a stop request ends the wait; the tasks are then rescued, and run
+        again, once their lease runs out, as if this worker had died.
         """
         failures = 0
         while True:
             # The task may have left a broken or expired connection behind.
             refresh_connections()
             try:
-                executor.record(outcome, self.id)
+                write()
                 return
             except DatabaseError as exc:
                 if self.stopping.is_set():
                     logger.error(
-                        "Worker %s could not store the outcome of task id=%s (%s) and is "
-                        "stopping; the task will be rescued when its lease runs out.",
+                        "Worker %s could not store the outcome of %s (%s) and is "
+                        "stopping; the tasks will be rescued when their lease runs out.",
                         self.id,
-                        outcome.task.id,
+                        what,
                         exc,
                     )
                     raise
                 failures += 1
                 delay = min(DB_ERROR_BACKOFF_MAX, 0.2 * 2**failures)
                 logger.warning(
-                    "Worker %s cannot store the outcome of task id=%s (%s: %s); retrying in %.1fs.",
+                    "Worker %s cannot store the outcome of %s (%s: %s); retrying in %.1fs.",
                     self.id,
-                    outcome.task.id,
+                    what,
                     type(exc).__name__,
                     exc,
                     delay,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import logging
 import traceback as traceback_module
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import models, transaction
@@ -323,8 +323,7 @@ class Task(models.Model):
         Return False if this worker no longer holds the lease. Raise
         SerializationError if the value cannot be stored; the row is unchanged then.
         """
-        now = now or timezone.now()
-        log = [*self.attempt_log, self._attempt_entry(worker_id, now)]
+        fields = self.success_fields(worker_id, value, now)
         if not self.keep_result:
             deleted, _ = (
                 Task.objects.using(queue_db())
@@ -332,22 +331,75 @@ class Task(models.Model):
                 .filter(id=self.id)
                 .delete()
             )
-            self.status, self.finished_at, self.attempt_log = Status.SUCCEEDED, now, log
+            self._apply(fields)
             return deleted > 0
-        stored = serialization.dumps_result(
-            self.func, value, serializer=serialization.serializer_of(self.payload)
+        return self._update_held(worker_id, **fields)
+
+    def success_fields(
+        self, worker_id: str, value: Any, now: datetime.datetime | None = None
+    ) -> dict[str, Any]:
+        """Return the fields that record this attempt's success, the result serialised.
+
+        Raise SerializationError if the value cannot be stored. A task that
+        keeps no result gets no payload: its row is deleted instead.
+        """
+        now = now or timezone.now()
+        stored = (
+            serialization.dumps_result(
+                self.func, value, serializer=serialization.serializer_of(self.payload)
+            )
+            if self.keep_result
+            else ""
         )
-        fields: dict[str, Any] = {
+        return {
             "status": Status.SUCCEEDED,
             "finished_at": now,
             "started_at": self.started_at,
             "result_payload": stored,
             "error": "",
-            "attempt_log": log,
+            "attempt_log": [*self.attempt_log, self._attempt_entry(worker_id, now)],
             **self._finished(now),
         }
-        updated = self._update_held(worker_id, **fields)
-        return updated
+
+    @classmethod
+    def store_successes(
+        cls, worker_id: str, successes: Sequence[tuple[Task, dict[str, Any]]]
+    ) -> list[Task]:
+        """Store several successes of one worker in one transaction; return the tasks stored.
+
+        One commit for a batch rather than one per task. `successes` pairs
+        each task with its success_fields(). The rows this worker still holds
+        are locked first, and only they are written: a task whose lease
+        passed to another worker keeps that worker's state, as with
+        mark_succeeded().
+        """
+        if not successes:
+            return []
+        db = queue_db()
+        with transaction.atomic(using=db):
+            held = {
+                str(pk)
+                for pk in Task.objects.using(db)
+                .held_by(worker_id)
+                .filter(id__in=[task.id for task, _ in successes])
+                .select_for_update()
+                .values_list("id", flat=True)
+            }
+            stored = [(t, f) for t, f in successes if str(t.id) in held]
+            for task, fields in stored:
+                task._apply(fields)
+            kept = [task for task, _ in stored if task.keep_result]
+            if kept:
+                Task.objects.using(db).bulk_update(kept, list(successes[0][1]))
+            from dbqueue import claiming  # it imports the models
+
+            dropped = [task.id for task, _ in stored if not task.keep_result]
+            claiming.delete_by_pk(Task, dropped, using=db)
+        return [task for task, _ in stored]
+
+    def _apply(self, fields: dict[str, Any]) -> None:
+        for name, value in fields.items():
+            setattr(self, name, value)
 
     def mark_expired(
         self, worker_id: str, now: datetime.datetime | None = None
@@ -495,8 +547,7 @@ class Task(models.Model):
         if expired_before is not None:
             held = held.filter(locked_until__lt=expired_before)
         updated = held.update(**fields)
-        for name, value in fields.items():
-            setattr(self, name, value)
+        self._apply(fields)
         return updated == 1
 
     def _attempt_entry(

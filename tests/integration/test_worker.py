@@ -244,11 +244,12 @@ def test_stopping_between_tasks_puts_the_rest_of_the_batch_back():
     async_task(tasks.add, 0, 0)
     assert len(worker.run_once()) == 1
     ids = [async_task(tasks.add, i, 0) for i in range(3)]
-    signals.task_finished.connect(stop := lambda **kw: worker.stop())
+    # task_started: a success's task_finished waits for the batch's store.
+    signals.task_started.connect(stop := lambda **kw: worker.stop())
     try:
         outcomes = worker.run_once()
     finally:
-        signals.task_finished.disconnect(stop)
+        signals.task_started.disconnect(stop)
     assert len(outcomes) == 1
     statuses = sorted(fetch(i).status for i in ids)
     assert statuses == [Status.QUEUED, Status.QUEUED, Status.SUCCEEDED]
@@ -360,16 +361,16 @@ def test_an_outcome_is_stored_through_a_transient_lock_conflict(worker, monkeypa
     from dbqueue.models import Task as TaskModel
 
     task_id = async_task(tasks.add, 2, 2)
-    real = TaskModel.mark_succeeded
+    real = TaskModel.store_successes  # a success is stored with its batch
     calls = []
 
-    def conflict_once(self, *args, **kwargs):
+    def conflict_once(*args, **kwargs):
         calls.append(1)
         if len(calls) == 1:
             raise OperationalError("deadlock (simulated)")
-        return real(self, *args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(TaskModel, "mark_succeeded", conflict_once)
+    monkeypatch.setattr(TaskModel, "store_successes", conflict_once)
     monkeypatch.setattr(
         claiming, "is_transient", lambda exc, using=None: "simulated" in str(exc)
     )
@@ -449,3 +450,85 @@ def test_a_dead_worker_s_prefetched_tasks_go_back_without_spending_an_attempt():
             "",
         )
         assert waiting.attempt_log == []
+
+
+def warmed_worker(batch_size: int = 10) -> Worker:
+    """A worker that has timed a short task, so that it claims whole batches."""
+    worker = Worker(worker_id="w", batch_size=batch_size, queues=["*"])
+    async_task(tasks.add, 0, 0)
+    assert len(worker.run_once()) == 1
+    return worker
+
+
+def test_a_batch_s_successes_are_stored_together_after_it():
+    worker = warmed_worker()
+    first = async_task(tasks.add, 1, 1)
+    second = async_task(tasks.status_of, first)
+    assert len(worker.run_once()) == 2
+    # While the second ran, the first's success waited to be stored.
+    assert result(second) == Status.RUNNING
+    assert (fetch(first).status, result(first)) == (Status.SUCCEEDED, 2)
+    assert fetch(first).locked_by == ""
+
+
+def test_waiting_successes_are_stored_before_a_task_with_a_timeout():
+    worker = warmed_worker()
+    first = async_task(tasks.add, 1, 1)
+    second = async_task(tasks.status_of, first, timeout=30)
+    worker.run_once()
+    assert result(second) == Status.SUCCEEDED
+
+
+def test_failures_are_stored_at_once_within_a_batch():
+    worker = warmed_worker()
+    failed = async_task(tasks.fail, "boom", max_attempts=1)
+    second = async_task(tasks.status_of, failed)
+    worker.run_once()
+    assert result(second) == Status.FAILED
+
+
+def test_a_batch_store_writes_only_the_rows_the_worker_still_holds():
+    kept, lost = (async_task(tasks.add, i, 0) for i in range(2))
+    claimed = {str(t.id): t for t in claiming.claim("w", None, 2)}
+    Task.objects.filter(id=lost).update(locked_by="other")
+    successes = [
+        (task, task.success_fields("w", value))
+        for value, task in enumerate(claimed.values())
+    ]
+    stored = Task.store_successes("w", successes)
+    assert [str(t.id) for t in stored] == [kept]
+    assert fetch(kept).status == Status.SUCCEEDED
+    assert (fetch(lost).status, fetch(lost).locked_by) == (Status.RUNNING, "other")
+
+
+def test_a_batch_store_deletes_rows_that_keep_no_result():
+    gone = async_task(tasks.add, 1, 1, save=False)
+    [task] = claiming.claim("w", None, 1)
+    assert Task.store_successes("w", [(task, task.success_fields("w", 2))]) == [task]
+    assert not Task.objects.filter(id=gone).exists()
+    assert task.status == Status.SUCCEEDED
+
+
+def test_a_dead_worker_s_unstored_successes_are_retried_as_orphans():
+    from dbqueue.cluster import heartbeat
+    from dbqueue.exceptions import WorkerLost
+
+    ids = [async_task(tasks.add, i, 0, max_attempts=2) for i in range(3)]
+    returned, running, waiting = (
+        str(t.id) for t in claiming.claim("w:1:worker:x", None, 3)
+    )
+    released = heartbeat.release(
+        "w:1:worker:x",
+        WorkerLost("killed"),
+        kind="died",
+        running=running,
+        unstored={returned},
+    )
+    assert released == 3
+    lost = fetch(returned)
+    assert (lost.status, lost.attempts) == (Status.QUEUED, 1)
+    assert "had returned, but its outcome was not stored" in lost.error
+    assert lost.attempt_log[-1]["exception_class"] == "dbqueue.exceptions.WorkerLost"
+    assert (fetch(running).status, fetch(running).attempts) == (Status.QUEUED, 1)
+    assert (fetch(waiting).attempts, fetch(waiting).attempt_log) == (0, [])
+    assert set(ids) == {returned, running, waiting}

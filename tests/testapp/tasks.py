@@ -146,3 +146,11 @@ def fail_first_attempt(label):
         raise ValueError(f"{label}: first attempt fails")
     Execution.objects.create(label=str(label), pid=os.getpid())
     return label
+
+
+@task
+def status_of(task_id):
+    """Return another task's status as the database holds it while this one runs."""
+    from dbqueue.models import Task
+
+    return Task.objects.get(id=task_id).status
