@@ -120,4 +120,10 @@ def wait_for_work(connection: BaseDatabaseWrapper, timeout: float) -> bool | Non
             cursor.execute(f"LISTEN {CHANNEL}")
         raw._dbqueue_listening = True
         return True
-    return any(True for _ in raw.notifies(timeout=timeout, stop_after=1))
+    # notifies() is psycopg's own call, outside Django's cursor: without the
+    # wrapper a server restart raised psycopg.OperationalError, which no
+    # `except DatabaseError` caught, and the worker died. Wrapped, it is
+    # Django's OperationalError and marks the connection unusable, so the
+    # worker's next round reconnects.
+    with connection.wrap_database_errors:
+        return any(True for _ in raw.notifies(timeout=timeout, stop_after=1))

@@ -80,12 +80,21 @@ def beat(
     now = now or timezone.now()
     db = models.queue_db()
     for member in members:
-        models.Worker.objects.using(db).filter(id=member.id).update(
-            last_seen=now,
-            current_task_id=member.current_task_id,
-            current_task_started_at=member.current_task_started_at,
-            tasks_done=member.tasks_done,
+        seen = (
+            models.Worker.objects.using(db)
+            .filter(id=member.id)
+            .update(
+                last_seen=now,
+                current_task_id=member.current_task_id,
+                current_task_started_at=member.current_task_started_at,
+                tasks_done=member.tasks_done,
+            )
         )
+        if not seen:
+            # Started while the database was away, or forgotten as stale
+            # during a long partition: without its row a live process would
+            # be missing from qinfo, the dashboard and the metrics.
+            register(cluster_id, member, now)
     worker_ids = [m.id for m in members if m.role == models.Role.WORKER]
     if not worker_ids:
         return 0

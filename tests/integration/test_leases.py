@@ -106,3 +106,18 @@ def test_after_an_outage_a_supervisor_waits_a_lease_before_rescuing_others():
     clock[0] += float(settings.DBQUEUE_LEASE)  # the other cluster had its chance
     supervisor._beat()
     assert Task.objects.get(id=task_id).status == Status.QUEUED
+
+
+def test_a_heartbeat_registers_a_process_whose_row_is_missing():
+    # A worker forked while the database was down never got its row, and
+    # heartbeats only updated rows: it stayed invisible to qinfo and the
+    # dashboard while it ran tasks.
+    from dbqueue.models import Worker
+
+    heartbeat.register("c1", member("w1"))
+    Worker.objects.all().delete()
+    heartbeat.beat("c1", [member("w1"), member("w2")])
+    assert sorted(Worker.objects.values_list("id", "cluster_id")) == [
+        ("w1", "c1"),
+        ("w2", "c1"),
+    ]

@@ -316,6 +316,31 @@ def test_a_connection_killed_by_the_server_is_replaced_and_no_task_is_lost(
     assert result(task_id) == 7
 
 
+@pytest.mark.vendor("postgresql")
+@pytest.mark.django_db(transaction=True)
+def test_an_idle_worker_whose_connection_the_server_killed_reconnects(
+    worker, second_connection
+):
+    # Found in a chaos run: a server restart while workers waited for a
+    # NOTIFY raised psycopg's own error, no `except DatabaseError` caught it,
+    # and every idle worker died.
+    from django.db import OperationalError, connections
+
+    assert claiming.wait_for_work(0.01) is True  # subscribes: LISTEN
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        [backend] = cursor.fetchone()
+    with connections[second_connection].cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+    with pytest.raises(OperationalError):
+        claiming.wait_for_work(1.0)
+    worker._wait(0.3)  # the worker's own wait swallows it and returns
+    assert worker.run_once() == []  # its next round reconnects
+    task_id = async_task(tasks.add, 3, 4)
+    assert worker.run(burst=True) == 0
+    assert result(task_id) == 7
+
+
 def test_a_result_is_stored_with_the_serializer_of_its_payload(worker, settings):
     from dbqueue.api import enqueue
 
