@@ -8,7 +8,7 @@ import traceback as traceback_module
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.db import models, transaction
+from django.db import connections, models, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -389,8 +389,7 @@ class Task(models.Model):
             for task, fields in stored:
                 task._apply(fields)
             kept = [task for task, _ in stored if task.keep_result]
-            if kept:
-                Task.objects.using(db).bulk_update(kept, list(successes[0][1]))
+            _update_each(db, kept, list(successes[0][1]))
             from dbqueue import claiming  # it imports the models
 
             dropped = [task.id for task, _ in stored if not task.keep_result]
@@ -569,3 +568,40 @@ class Task(models.Model):
             )
             entry["traceback"] = tb[-TRACEBACK_LIMIT:]
         return entry
+
+
+def _update_each(db: str, tasks: Sequence[Task], names: Sequence[str]) -> None:
+    """Write `names` of each task's row, one UPDATE by primary key per task, sent together.
+
+    Django's bulk_update() builds a CASE per field with a WHEN per row: for
+    50 tasks and 9 fields, about 150 ms of Python, more than the tasks
+    themselves. The same statement with each row's values, through
+    executemany, costs next to nothing: psycopg 3 pipelines it into one round
+    trip, and the commit is still one for all.
+    """
+    if not tasks:
+        return
+    connection = connections[db]
+    quote = connection.ops.quote_name
+    fields = [_column(name) for name in names]
+    pk = _column("id")
+    columns = ", ".join(f"{quote(str(field.column))} = %s" for field in fields)
+    # Quoted names of our own columns and placeholders: no user text.
+    sql = f"UPDATE {quote(Task._meta.db_table)} SET {columns} WHERE {quote(str(pk.column))} = %s"  # noqa: S608
+    rows = [
+        [
+            field.get_db_prep_save(getattr(task, field.attname), connection)
+            for field in fields
+        ]
+        + [pk.get_db_prep_value(task.id, connection)]
+        for task in tasks
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def _column(name: str) -> models.Field[Any, Any]:
+    field = Task._meta.get_field(name)
+    if not isinstance(field, models.Field) or not field.column:
+        raise TypeError(f"Task.{name} is not a column.")
+    return field
