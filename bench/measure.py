@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import time
 
 from bench import systems
@@ -135,22 +136,49 @@ class Measurements:
             "--seconds",
             str(CONCURRENT_SECONDS),
         ]
-        enqueuer = subprocess.Popen(
-            command,
-            cwd=systems.ROOT,
-            env=self.env(system, url),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        # The enqueuer writes to files, not pipes: nobody reads a pipe while
+        # the drain is watched, and Django-Q2 logs a line per enqueue, which
+        # filled the pipe and blocked the enqueuer until the deadline.
+        with (
+            tempfile.TemporaryFile("w+") as out_file,
+            tempfile.TemporaryFile("w+") as err_file,
+        ):
+            enqueuer = subprocess.Popen(
+                command,
+                cwd=systems.ROOT,
+                env=self.env(system, url),
+                stdout=out_file,
+                stderr=err_file,
+                text=True,
+            )
+            ended = self._drained_while(enqueuer, system, name, cluster)
+            out_file.seek(0)
+            err_file.seek(0)
+            out, err = out_file.read(), err_file.read()
+        if enqueuer.returncode != 0:
+            raise BenchError("the enqueuer failed: " + tail(err))
+        result = json.loads(out.strip().splitlines()[-1])
+        total = result["count"] + result["warmup"]
+        return {
+            "rate": total / (ended - result["started_at"]),
+            "enqueue_rate": result["count"] / result["seconds"],
+        }
+
+    def _drained_while(
+        self,
+        enqueuer: subprocess.Popen[str],
+        system: System,
+        name: str,
+        cluster: Cluster,
+    ) -> float:
+        """Wait until the enqueuer has exited and the queue is empty; return when."""
         connection = self.server(system).connect(name)
         deadline = time.monotonic() + 600
         try:
             while True:
                 finished = enqueuer.poll() is not None
                 if finished and self.count(connection, system) == 0:
-                    ended = time.time()
-                    break
+                    return time.time()
                 if time.monotonic() > deadline or not cluster.alive():
                     raise BenchError(
                         "the concurrent drain did not finish:\n" + cluster.log_tail()
@@ -160,15 +188,7 @@ class Measurements:
             connection.close()
             if enqueuer.poll() is None:
                 enqueuer.kill()
-        out, err = enqueuer.communicate()
-        if enqueuer.returncode != 0:
-            raise BenchError("the enqueuer failed: " + tail(err))
-        result = json.loads(out.strip().splitlines()[-1])
-        total = result["count"] + result["warmup"]
-        return {
-            "rate": total / (ended - result["started_at"]),
-            "enqueue_rate": result["count"] / result["seconds"],
-        }
+            enqueuer.wait()
 
     def idle(self, system: System, name: str) -> float:
         server = self.server(system)
