@@ -114,9 +114,8 @@ class TaskFunction:
         task's own keyword arguments), would surface in a worker, attempt
         after attempt, and end in the dead-letter queue.
         """
-        try:
-            signature = inspect.signature(self.func)
-        except (TypeError, ValueError):
+        signature = self._signature
+        if signature is None:
             return  # nothing to check against (some builtins)
         try:
             signature.bind(*self.leading_arguments(), *args, **kwargs)
@@ -128,6 +127,14 @@ class TaskFunction:
     def leading_arguments(self) -> tuple[Any, ...]:
         """Placeholders for what run() passes before the call's own arguments."""
         return ()
+
+    @functools.cached_property
+    def _signature(self) -> inspect.Signature | None:
+        # Read once per task function, not at every enqueue.
+        try:
+            return inspect.signature(self.func)
+        except (TypeError, ValueError):
+            return None
 
     def enqueue(self, *args: Any, **kwargs: Any) -> str:
         """Queue a call with this task's defaults; accepts async_task's options."""
