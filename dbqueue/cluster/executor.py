@@ -266,7 +266,8 @@ def _through_conflicts(
     store: Callable[[], T], reload: Callable[[], None] | None, what: str
 ) -> T:
     """Call `store`, again after a short wait if it hit a lock conflict."""
-    for attempt in range(1, RECORD_TRIES + 1):
+    attempt = 1
+    while True:
         try:
             return store()
         except DatabaseError as exc:
@@ -280,7 +281,7 @@ def _through_conflicts(
             time.sleep(0.05 * attempt)
             if reload is not None:
                 reload()
-    raise AssertionError("unreachable")  # the last attempt returns or raises
+            attempt += 1
 
 
 def _announce(outcome: Outcome, stored: bool) -> None:
