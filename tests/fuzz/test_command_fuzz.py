@@ -237,8 +237,8 @@ QCLUSTER = argvs(
 )
 
 
-@given(argv=QCLUSTER)
-def test_qcluster_starts_a_valid_supervisor_or_refuses_its_arguments_by_name(argv):
+def run_qcluster(argv: list[str]) -> Exception | None:
+    """Run qcluster with a FakeSupervisor and no database wait; return its error, if any."""
     FakeSupervisor.made.clear()
     with (
         mock.patch.object(qcluster, "Supervisor", FakeSupervisor),
@@ -246,6 +246,12 @@ def test_qcluster_starts_a_valid_supervisor_or_refuses_its_arguments_by_name(arg
         mock.patch.object(qcluster, "_show_logs", return_value=None),
     ):
         _, error = run("qcluster", argv)
+    return error
+
+
+@given(argv=QCLUSTER)
+def test_qcluster_starts_a_valid_supervisor_or_refuses_its_arguments_by_name(argv):
+    error = run_qcluster(argv)
     if error is not None:
         assert_command_error(error, argv)
         assert not FakeSupervisor.made
@@ -263,15 +269,9 @@ def test_qcluster_starts_a_valid_supervisor_or_refuses_its_arguments_by_name(arg
 
 @pytest.mark.parametrize("argv", [["--workers=--"], ["--max-tasks=--"]])
 def test_qcluster_refuses_a_flag_whose_value_is_a_double_dash(argv):
-    FakeSupervisor.made.clear()
-    with (
-        mock.patch.object(qcluster, "Supervisor", FakeSupervisor),
-        mock.patch.object(qcluster, "_wait_for_database", return_value=None),
-        mock.patch.object(qcluster, "_show_logs", return_value=None),
-        pytest.raises(CommandError) as info,
-    ):
-        call_command("qcluster", *argv, stdout=io.StringIO())
-    assert_command_error(info.value, argv)
+    error = run_qcluster(argv)
+    assert isinstance(error, CommandError), error
+    assert_command_error(error, argv)
 
 
 @pytest.mark.parametrize(
@@ -286,15 +286,9 @@ def test_qcluster_refuses_a_flag_whose_value_is_a_double_dash(argv):
     ],
 )
 def test_qcluster_refuses_a_poll_interval_or_queue_it_cannot_use(argv):
-    FakeSupervisor.made.clear()
-    with (
-        mock.patch.object(qcluster, "Supervisor", FakeSupervisor),
-        mock.patch.object(qcluster, "_wait_for_database", return_value=None),
-        mock.patch.object(qcluster, "_show_logs", return_value=None),
-        pytest.raises(CommandError) as info,
-    ):
-        call_command("qcluster", *argv, stdout=io.StringIO())
-    assert_command_error(info.value, argv)
+    error = run_qcluster(argv)
+    assert isinstance(error, CommandError), error
+    assert_command_error(error, argv)
 
 
 # qprune.
