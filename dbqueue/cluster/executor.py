@@ -168,9 +168,7 @@ def _store(outcome: Outcome, worker_id: str) -> bool:
                 else task.mark_succeeded(worker_id, outcome.value)
             )
         except exceptions.SerializationError as exc:
-            # Running the task again would repeat its side effects for a value
-            # that still could not be stored.
-            outcome.succeeded, outcome.exception, outcome.retryable = False, exc, False
+            _unstorable(outcome, exc)
             stored = task.mark_failed(worker_id, exc, retry=False)
     else:
         error = outcome.exception or RuntimeError(
@@ -215,32 +213,33 @@ def record(outcome: Outcome, worker_id: str) -> bool:
     return stored
 
 
-def deferrable(outcome: Outcome) -> bool:
-    """Tell whether a success may wait to be stored with others (see Worker).
+def deferred_fields(outcome: Outcome, worker_id: str) -> dict[str, Any] | None:
+    """Return a success's fields, serialised now, if it may wait to be stored with others.
 
-    A chain link's success commits with its next link's insert, and a task
-    with on_orphan="fail" must never run twice: both are stored at once.
+    None for an outcome to store at once with record(): a failure or an
+    expiry; a chain link, whose success commits with its next link's insert;
+    a task with on_orphan="fail", which must never run twice; and a value
+    that cannot be stored, which turns the outcome into that failure.
     """
     task = outcome.task
-    return (
-        outcome.succeeded
-        and not outcome.expired
-        and not task.chain
-        and task.on_orphan == models.OnOrphan.RETRY
-    )
-
-
-def prepare_success(outcome: Outcome, worker_id: str) -> dict[str, Any] | None:
-    """Serialise a deferrable success's fields now; None if its value cannot be stored.
-
-    The outcome then becomes the failure that mark_succeeded's
-    SerializationError would have made, to be stored at once with record().
-    """
-    try:
-        return outcome.task.success_fields(worker_id, outcome.value)
-    except exceptions.SerializationError as exc:
-        outcome.succeeded, outcome.exception, outcome.retryable = False, exc, False
+    if (
+        not outcome.succeeded
+        or outcome.expired
+        or task.chain
+        or task.on_orphan != models.OnOrphan.RETRY
+    ):
         return None
+    try:
+        return task.success_fields(worker_id, outcome.value)
+    except exceptions.SerializationError as exc:
+        _unstorable(outcome, exc)
+        return None
+
+
+def _unstorable(outcome: Outcome, exc: exceptions.SerializationError) -> None:
+    # Running the task again would repeat its side effects for a value that
+    # still could not be stored: a failure without a retry.
+    outcome.succeeded, outcome.exception, outcome.retryable = False, exc, False
 
 
 def record_successes(

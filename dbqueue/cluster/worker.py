@@ -230,11 +230,7 @@ class Worker:
         task.started_at = timezone.now()
         self.reporter.started(task)
         outcome = executor.execute(task, soft_timeout=task.timeout)
-        fields = (
-            executor.prepare_success(outcome, self.id)
-            if executor.deferrable(outcome)
-            else None
-        )
+        fields = executor.deferred_fields(outcome, self.id)
         if fields is None:
             self._store(lambda: executor.record(outcome, self.id), f"task id={task.id}")
             self.reporter.finished(task, stored=True)
