@@ -187,7 +187,7 @@ class Supervisor:
             None
         )
         slot.tasks_done = 0
-        slot.unstored.clear()
+        slot.unstored = set()
         logger.debug("Started worker pid=%s in slot %s.", pid, slot.index)
         self._database(lambda: heartbeat.register(self.id, self._member(slot)))
 
@@ -299,8 +299,7 @@ class Supervisor:
 
     def _on_exit(self, slot: Slot, code: int) -> None:
         pid, worker_id, reason = slot.pid, slot.worker_id, slot.kill_reason
-        running, unstored = slot.task_id, set(slot.unstored)
-        slot.unstored.clear()
+        running, unstored = slot.task_id, slot.unstored
         if slot.pipe is not None:
             os.close(slot.pipe)
         slot.pid, slot.pipe, slot.exit_code = None, None, code
