@@ -49,7 +49,8 @@ chaos: $(VENV)/.installed
 	$(BIN)/python -m chaos
 
 # One worker through 100,000 small tasks on each database: resident memory
-# and open connections sampled over the run (tens of minutes on a busy box).
+# and open connections sampled over the run (about two minutes per database
+# here; each task commits a ledger row, so the disk sets the pace).
 longlife: $(VENV)/.installed
 	$(BIN)/python -c "import MySQLdb" 2>/dev/null || $(BIN)/python -m pip install -q "mysqlclient>=2.2"
 	$(BIN)/python -m chaos longlife

@@ -25,13 +25,18 @@ IDLE = "idle wait / LISTEN"
 # order matters only between frames of the same depth.
 PHASES = [
     ("claim (claiming.claim)", ("claim (dbqueue/claiming/__init__.py",)),
-    ("mark_started (batch > 1)", ("mark_started (dbqueue/",)),
     ("payload decode + verify", ("loads_payload (dbqueue/serialization.py",)),
     ("resolve task path", ("resolve (dbqueue/registry.py",)),
     ("task signals", ("send (dbqueue/signals.py",)),
     ("the task itself", ("noop (bench/tasks.py",)),
     ("soft-timeout alarm", ("_alarm (dbqueue/cluster/executor.py",)),
-    ("record outcome (UPDATE)", ("record (dbqueue/cluster/executor.py",)),
+    ("store a batch of successes", ("store_successes (dbqueue/",)),
+    (
+        "prepare a success (result, log)",
+        ("deferred_fields (dbqueue/cluster/executor.py",),
+    ),
+    ("log, count, signal outcomes", ("_announce (dbqueue/cluster/executor.py",)),
+    ("record a failure (UPDATE)", ("record (dbqueue/cluster/executor.py",)),
     ("report to supervisor (pipe)", ("_send (dbqueue/cluster/worker.py",)),
     ("connection checks", ("refresh_connections (dbqueue/cluster/worker.py",)),
     (IDLE, ("_wait (dbqueue/cluster/worker.py",)),

@@ -23,7 +23,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from dbqueue import (
-    claiming,
     models,
     registry,
     serialization,
@@ -201,7 +200,7 @@ def build_task(
     key, held_until = uniqueness.validate(unique_key, unique_for, now)
     if key is not None:
         validation.check_storable(key, "unique_key")
-    task = models.Task(
+    task = models.Task.new(
         name=validation.text(opts.get("task_name", registered.path), "task_name", 255),
         func=registered.path,
         queue=validation.queue_name(opts.get("queue", settings.DEFAULT_QUEUE)),
@@ -247,8 +246,6 @@ def insert(task: models.Task, *, on_conflict: str | None = None) -> models.Task:
     stored = uniqueness.insert(task, policy)
     if stored is not task:
         return stored
-    if task.run_after <= timezone.now():
-        claiming.notify(task.queue)
     signals.send(signals.task_enqueued, sender=models.Task, task=task)
     task_logging.enqueued(logger, task)
     return task

@@ -1,4 +1,4 @@
-"""Bulk enqueue: many calls validated first, then stored with one INSERT.
+"""Bulk enqueue: many calls validated first, then stored in one go (COPY on PostgreSQL).
 
 A call is written as Django-Q writes the links of a chain:
 
@@ -13,7 +13,7 @@ own options override the ones given to enqueue_many() for every call.
 
 Unique tasks cannot be bulk-enqueued: a unique key is enforced by an INSERT
 that may fail and then applies an on_conflict policy, one row at a time, and
-one conflict would abort the whole multi-row INSERT. Use async_task() for them.
+one conflict would abort the whole batch. Use async_task() for them.
 """
 
 from __future__ import annotations
@@ -23,17 +23,12 @@ import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
-from django.utils import timezone
-
 from dbqueue import api, claiming, models, signals, task_logging
 from dbqueue.conf import settings
 
 logger = logging.getLogger(__name__)
 
 Call = str | Callable[..., Any] | tuple[Any, ...]
-# Rows per INSERT statement: large batches are split so that no statement
-# outgrows MySQL's max_allowed_packet; the statements share one transaction.
-INSERT_ROWS = 1000
 # Options that make no sense for one row of a multi-row INSERT.
 REFUSED_OPTIONS = ("unique_key", "unique_for", "on_conflict", "on_commit", "sync")
 
@@ -55,11 +50,12 @@ def enqueue_many(
 
     `options` are async_task()'s options (and enqueue()'s `serializer`), applied
     to every call; see the module docstring for the format of `calls`. The rows
-    are written with one multi-row INSERT per INSERT_ROWS calls (fewer where
-    the vendor limits the parameters of one statement, as SQLite does) on the
-    queue database, all or none, inside the caller's transaction if there is
-    one. task_enqueuing and task_enqueued are sent for each task, and idle
-    workers are woken once per queue.
+    are written on the queue database, all or none, inside the caller's
+    transaction if there is one: streamed with COPY on PostgreSQL, elsewhere
+    one multi-row INSERT per thousand calls (fewer where the vendor limits
+    the parameters of one statement, as SQLite does). task_enqueuing and
+    task_enqueued are sent for each task, and idle workers are woken once
+    per queue.
 
     Raise ValueError for `unique_key` (use async_task() for unique tasks), and
     what async_task() raises for a bad call, with a note naming the call.
@@ -87,12 +83,7 @@ def insert_many(
     for task in tasks:
         task.enqueued_at = enqueued_at
         signals.send(signals.task_enqueuing, sender=models.Task, task=task)
-    models.Task.objects.using(models.queue_db()).bulk_create(
-        tasks, batch_size=INSERT_ROWS
-    )
-    now = timezone.now()
-    for queue in sorted({task.queue for task in tasks if task.run_after <= now}):
-        claiming.notify(queue)
+    claiming.insert_many(tasks, using=models.queue_db())
     for task in tasks:
         signals.send(signals.task_enqueued, sender=models.Task, task=task)
         task_logging.enqueued(logger, task)

@@ -80,6 +80,11 @@ def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
         "a positive integer",
     )
     require(
+        _is_int(settings.DEPTH_COUNT_LIMIT) and settings.DEPTH_COUNT_LIMIT >= 1,
+        "DEPTH_COUNT_LIMIT",
+        "a positive integer",
+    )
+    require(
         _is_int(settings.MAX_PAYLOAD_SIZE) and settings.MAX_PAYLOAD_SIZE >= 1,
         "MAX_PAYLOAD_SIZE",
         "a positive number of bytes",

@@ -1,9 +1,14 @@
-"""dbqueue's settings, read live from Django's settings on every access.
+"""dbqueue's settings, read live from Django's settings.
 
 Each default below is a class attribute with its unit. A project overrides one
 by setting ``DBQUEUE_<NAME>`` in its settings module. Nothing is copied at import
 time, so ``override_settings(DBQUEUE_WORKERS=1)`` works in tests and the system
 checks in :mod:`dbqueue.checks` see what the worker will see.
+
+A value is looked up once and remembered until Django's ``setting_changed``
+signal says a setting changed (``override_settings`` sends it): enqueue reads
+half a dozen settings per call, and a setting the project leaves out costs
+Django a raised AttributeError on every lookup.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.core.signals import setting_changed
 
 PREFIX = "DBQUEUE_"
 
@@ -34,6 +40,10 @@ class Settings:
     # a NOTIFY from enqueue wakes it at once instead.
     POLL_INTERVAL: float = 0.2  # seconds
     POLL_INTERVAL_MAX: float = 2.0  # seconds
+    # On PostgreSQL an idle worker LISTENs instead: a NOTIFY tells it of every
+    # task put in the queue and of when a delayed one falls due, so it looks
+    # on its own only this often, as a safety net (dbqueue.claiming.listen).
+    LISTEN_POLL_INTERVAL: float = 15.0  # seconds
     BATCH_SIZE: int = (
         50  # most tasks one worker claims per transaction (see BatchSizer)
     )
@@ -104,6 +114,11 @@ class Settings:
     # `qhealth --readiness` fails once a queue's oldest due task has waited
     # longer than this (None: lag is not checked). Paused queues do not count.
     HEALTH_MAX_LAG: float | None = 300.0  # seconds
+    # Queue depth (the admin dashboard, qinfo, qmonitor, the metrics) counts at
+    # most this many due and this many waiting tasks per queue, so a huge
+    # backlog does not make each read slower; a count that stops here is
+    # shown as "at least" (dbqueue.backlog).
+    DEPTH_COUNT_LIMIT: int = 100_000  # tasks
     # Schedules declared in code, by name: {"nightly": {"func": "app.tasks.report",
     # "cron": "0 3 * * *", ...}}. Each scheduler syncs them when it starts.
     SCHEDULES: Mapping[str, Mapping[str, Any]] = MappingProxyType({})
@@ -119,9 +134,15 @@ class Settings:
     LOG_ARGUMENTS: bool = False
 
     def __getattribute__(self, name: str) -> Any:
+        try:
+            return _values[name]
+        except KeyError:
+            pass
         if name.isupper():
             default = object.__getattribute__(self, name)
-            return getattr(django_settings, PREFIX + name, default)
+            value = getattr(django_settings, PREFIX + name, default)
+            _values[name] = value
+            return value
         return object.__getattribute__(self, name)
 
     @classmethod
@@ -130,4 +151,12 @@ class Settings:
         return [name for name in vars(cls) if name.isupper()]
 
 
+_values: dict[str, Any] = {}
+
+
+def _forget(**kwargs: Any) -> None:
+    _values.clear()
+
+
+setting_changed.connect(_forget, dispatch_uid="dbqueue.conf.forget")
 settings = Settings()

@@ -1,10 +1,12 @@
 """Prometheus metrics: queue gauges read from the indexes, outcome counters from the Counter table.
 
-One scrape costs a fixed handful of queries, whatever the size of the task
-history, so a 15-second scrape interval is fine on a busy database:
+One scrape costs a handful of queries whose cost does not grow with the task
+history or past DBQUEUE_DEPTH_COUNT_LIMIT queued tasks per queue, so a
+15-second scrape interval is fine on a busy database:
 
 - the queue gauges: dbqueue.stats.queue_stats(), which reads the claim and
-  lease indexes, the dead letters per queue and the queue states, but not
+  lease indexes (counting queued tasks only up to the limit, see
+  dbqueue.backlog), the dead letters per queue and the queue states, but not
   the hour of finished tasks that stats.snapshot() adds (the counters give
   Prometheus the same through rate());
 - the worker registry: a small table;
@@ -144,6 +146,16 @@ def families(now: datetime.datetime | None = None) -> list[Metric]:
         ["queue"],
     )
     paused = gauge("queue_paused", "1 while the queue is paused.", ["queue"])
+    depth_capped = gauge(
+        "queue_depth_capped",
+        "1 when queue_depth stopped counting at DBQUEUE_DEPTH_COUNT_LIMIT: the backlog is at least that.",
+        ["queue"],
+    )
+    later_capped = gauge(
+        "queue_scheduled_capped",
+        "1 when queue_scheduled stopped counting at DBQUEUE_DEPTH_COUNT_LIMIT.",
+        ["queue"],
+    )
     totals = counters.totals()
     queues = stats.queue_stats(now, names={total.queue for total in totals})
     for queue in sorted(queues.values(), key=lambda queue: queue.name):
@@ -153,6 +165,8 @@ def families(now: datetime.datetime | None = None) -> list[Metric]:
         running.add_metric([queue.name], queue.running)
         dead.add_metric([queue.name], queue.dead_letters)
         paused.add_metric([queue.name], 1.0 if queue.paused else 0.0)
+        depth_capped.add_metric([queue.name], 1.0 if queue.due_capped else 0.0)
+        later_capped.add_metric([queue.name], 1.0 if queue.waiting_capped else 0.0)
     workers = gauge(
         "workers",
         "Live qcluster processes (heartbeat within a lease), by role.",
@@ -200,6 +214,8 @@ def families(now: datetime.datetime | None = None) -> list[Metric]:
         running,
         dead,
         paused,
+        depth_capped,
+        later_capped,
         workers,
         runs,
         duration,

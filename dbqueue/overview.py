@@ -2,8 +2,9 @@
 
 It is dbqueue.stats' snapshot, laid out for a terminal (render) or for a
 program (as_dict, which `qinfo --json` prints). Reading it costs the
-snapshot's fixed handful of indexed queries and one more for the functions
-of the tasks the workers are running.
+snapshot's handful of indexed queries (a few more per queue past
+DBQUEUE_DEPTH_COUNT_LIMIT queued tasks) and one more for the functions of
+the tasks the workers are running.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.db import connections
 from django.utils import timezone
 
 from dbqueue import models, progress, stats
+from dbqueue.conf import settings
 
 RECENT_MINUTES = 5  # the span of "throughput of the last minutes"
 
@@ -73,9 +75,14 @@ def as_dict(overview: Overview) -> dict[str, Any]:
         "queues": [
             {
                 "name": queue.name,
-                "queued": queue.due + queue.waiting,
+                "queued": queue.queued,
                 "due": queue.due,
                 "waiting": queue.waiting,
+                # True: the number above is DBQUEUE_DEPTH_COUNT_LIMIT, and
+                # there are more (see dbqueue.backlog).
+                "queued_capped": queue.queued_capped,
+                "due_capped": queue.due_capped,
+                "waiting_capped": queue.waiting_capped,
                 "running": queue.running,
                 "oldest_due": queue.oldest_due.isoformat()
                 if queue.oldest_due
@@ -130,6 +137,11 @@ def render(overview: Overview) -> str:
     lines += ["", _queue_header(), "  (succeeded, failed and fail%: the last hour)"]
     for queue in snapshot.queues:
         lines.append(_queue_line(queue))
+    if any(queue.queued_capped for queue in snapshot.queues):
+        lines.append(
+            f"  ≥: counting stopped at DBQUEUE_DEPTH_COUNT_LIMIT "
+            f"({settings.DEPTH_COUNT_LIMIT:,}); there are more"
+        )
     paused = [queue.name for queue in snapshot.queues if queue.paused]
     if paused:
         lines.append(
@@ -170,10 +182,10 @@ def _describe(
     return text.rstrip()
 
 
-COLUMNS = (
-    ("queued", 7),
-    ("due", 6),
-    ("later", 6),
+COLUMNS = (  # wide enough for a capped count, "≥100,000"
+    ("queued", 9),
+    ("due", 8),
+    ("later", 8),
     ("running", 7),
     ("lag", 7),
     ("succeeded", 9),
@@ -195,9 +207,9 @@ def _queue_line(queue: stats.QueueStats) -> str:
     if len(name) > 18:
         name = name[:17] + "…"
     values = (
-        f"{queue.due + queue.waiting:,}",
-        f"{queue.due:,}",
-        f"{queue.waiting:,}",
+        _count(queue.queued, queue.queued_capped),
+        _count(queue.due, queue.due_capped),
+        _count(queue.waiting, queue.waiting_capped),
         f"{queue.running:,}",
         progress.duration(queue.lag.total_seconds()) if queue.lag else "-",
         f"{queue.succeeded:,}",
@@ -208,6 +220,11 @@ def _queue_line(queue: stats.QueueStats) -> str:
     return f"  {name:<18}" + "".join(
         f" {value:>{width}}" for value, (_, width) in zip(values, COLUMNS, strict=True)
     )
+
+
+def _count(number: int, capped: bool) -> str:
+    """Format a depth count, marking one that stopped at the limit as a lower bound."""
+    return f"≥{number:,}" if capped else f"{number:,}"
 
 
 def _process(

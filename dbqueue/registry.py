@@ -9,6 +9,7 @@ in the README).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import importlib
@@ -252,6 +253,20 @@ def registered_paths() -> list[str]:
     """Return the dotted paths of every known task, sorted."""
     _discover()
     return sorted(set(_tasks) | set(settings.TASKS))
+
+
+def import_all() -> None:
+    """Import every app's tasks module and the DBQUEUE_TASKS callables now.
+
+    The cluster's supervisor calls this before it forks, so that the
+    workers share these modules' memory with it instead of each importing
+    its own copy on its first task. A DBQUEUE_TASKS entry that does not
+    import is left for the worker to report when a task names it.
+    """
+    _discover()
+    for path in settings.TASKS:
+        with contextlib.suppress(exceptions.TaskNotFound):
+            _plain_callable(path)
 
 
 def _lookup(path: str) -> TaskFunction | None:

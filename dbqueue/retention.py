@@ -232,13 +232,22 @@ def _delete_batch(
     while True:
         try:
             with transaction.atomic(using=alias):
-                ids = list(
-                    old.select_for_update(skip_locked=True)
-                    .order_by(kind.age_field)
-                    .values_list("pk", flat=True)[:size]
+                # The oldest ids first, read without locks, then locked by
+                # primary key. A locking read down the age index would also
+                # lock the entry past its last match, on InnoDB: the first
+                # QUEUED task, after the FAILED ones in (status, finished_at)
+                # order, which a claim would then skip as locked.
+                oldest = list(
+                    old.order_by(kind.age_field).values_list("pk", flat=True)[:size]
                 )
-                if not ids:
+                if not oldest:
                     return 0, 0
+                ids = list(
+                    old.filter(pk__in=oldest)
+                    .select_for_update(skip_locked=True)
+                    .values_list("pk", flat=True)
+                )
+                # Rows another pruner holds are skipped; it is deleting them.
                 deleted = claiming.delete_by_pk(kind.model, ids, using=alias)
             return len(ids), deleted
         except DatabaseError as exc:

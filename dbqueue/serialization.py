@@ -14,7 +14,10 @@ rows queued before the change.
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
+import hmac
 import inspect
 import io
 import json
@@ -23,8 +26,10 @@ import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.core import signing
 from django.db import models
+from django.utils.encoding import force_bytes
 from picklefield.fields import dbsafe_decode, dbsafe_encode
 
 from dbqueue import exceptions, validation
@@ -148,10 +153,51 @@ def loads_result(func_path: str, stored: str) -> Any:
     return _verify_and_decode(func_path, "result", stored)
 
 
-def _signer(func_path: str, kind: str, hook: str = "") -> signing.Signer:
+class _Signer:
+    """Django's ``Signer(salt=..., algorithm="sha256")``, with its keys derived once.
+
+    The signatures are Django's, byte for byte (a test compares them), so
+    rows signed by either verify with the other. Django derives the HMAC key
+    from salt and SECRET_KEY again for every value; a worker verifies one
+    payload per task and enqueue signs one per call, so the derived keys are
+    kept here, for each salt and secret, which costs a hash per value.
+    """
+
+    def __init__(self, salt: str) -> None:
+        self.salt = salt
+
+    def signature(self, value: str, secret: str | bytes) -> str:
+        digest = hmac.new(_derived_key(self.salt, secret), value.encode(), "sha256")
+        return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+
+    def sign(self, value: str) -> str:
+        return f"{value}:{self.signature(value, django_settings.SECRET_KEY)}"
+
+    def unsign(self, signed: str) -> str:
+        value, separator, signature = signed.rpartition(":")
+        if separator:
+            for secret in [
+                django_settings.SECRET_KEY,
+                *django_settings.SECRET_KEY_FALLBACKS,
+            ]:
+                expected = self.signature(value, secret).encode()
+                if hmac.compare_digest(
+                    signature.encode(errors="surrogatepass"), expected
+                ):
+                    return value
+        raise signing.BadSignature(f'Signature "{signature}" does not match')
+
+
+@functools.lru_cache(maxsize=1024)
+def _derived_key(salt: str, secret: str | bytes) -> bytes:
+    # What django.utils.crypto.salted_hmac(salt + "signer", value, secret) keys its HMAC with.
+    return hashlib.sha256(force_bytes(salt + "signer") + force_bytes(secret)).digest()
+
+
+def _signer(func_path: str, kind: str, hook: str = "") -> _Signer:
     # The salt binds the signature to the function (and the hook) the value
     # was written for: a row whose func or hook column was edited no longer verifies.
-    return signing.Signer(salt=f"dbqueue.{kind}:{func_path}:{hook}", algorithm="sha256")
+    return _Signer(salt=f"dbqueue.{kind}:{func_path}:{hook}")
 
 
 def _encode(serializer: str, value: Any) -> str:

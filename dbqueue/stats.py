@@ -5,7 +5,9 @@ The one owner of these queries, for the admin dashboard, `qinfo`, `qmonitor`,
 each once:
 
 - depth(): queued depth and oldest due task per queue, from the claim index
-  (QUEUED rows only); all `qhealth` needs besides the paused names;
+  (QUEUED rows only), each count stopping at DBQUEUE_DEPTH_COUNT_LIMIT so a
+  huge backlog costs no more than the limit (dbqueue.backlog); all
+  `qhealth` needs besides the paused names;
 - queue_stats(): depth() plus running per queue (the lease index),
   dead-letter entries per queue (the (queue, failed_at) index) and the queue
   states (a small table); what the metrics read, whose cost does not grow
@@ -25,11 +27,11 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Min, Q
+from django.db.models import Count
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
-from dbqueue import models
+from dbqueue import backlog, models
 from dbqueue.conf import settings
 
 WINDOW = datetime.timedelta(hours=1)  # the charts' span
@@ -61,6 +63,9 @@ class QueueStats(_Outcomes):
     name: str
     due: int = 0
     waiting: int = 0  # queued with a later run_after (retries, countdowns)
+    # The count stopped at DBQUEUE_DEPTH_COUNT_LIMIT: there are at least that many.
+    due_capped: bool = False
+    waiting_capped: bool = False
     running: int = 0
     succeeded: int = 0  # in the last hour
     failed: int = 0  # in the last hour
@@ -70,6 +75,15 @@ class QueueStats(_Outcomes):
     changed_by: str = ""
     changed_at: datetime.datetime | None = None
     lag: datetime.timedelta | None = None
+
+    @property
+    def queued(self) -> int:
+        return self.due + self.waiting
+
+    @property
+    def queued_capped(self) -> bool:
+        """Tell whether `queued` is a lower bound (one of its counts stopped at the limit)."""
+        return self.due_capped or self.waiting_capped
 
 
 @dataclass
@@ -197,29 +211,23 @@ def depth(
 ) -> dict[str, QueueStats]:
     """Read the queued depth and the oldest due task of each queue with queued tasks.
 
-    One grouped query over the claim index; `queues` limits it to these.
+    Each count stops at DBQUEUE_DEPTH_COUNT_LIMIT and says so in due_capped
+    and waiting_capped (see dbqueue.backlog); `queues` limits it to these.
     """
-    queued = models.Task.objects.using(models.queue_db()).queued()
-    if queues is not None:
-        queued = queued.filter(queue__in=list(queues))
-    found: dict[str, QueueStats] = {}
-    for item in (
-        queued.order_by()
-        .values("queue")
-        .annotate(
-            total=Count("id"),
-            due=Count("id", filter=Q(run_after__lte=now)),
-            oldest=Min("run_after", filter=Q(run_after__lte=now)),
+    return {
+        name: QueueStats(
+            name,
+            due=found.due,
+            waiting=found.waiting,
+            due_capped=found.due_capped,
+            waiting_capped=found.waiting_capped,
+            oldest_due=found.oldest_due,
+            lag=now - found.oldest_due if found.oldest_due else None,
         )
-    ):
-        found[item["queue"]] = QueueStats(
-            item["queue"],
-            due=item["due"],
-            waiting=item["total"] - item["due"],
-            oldest_due=item["oldest"],
-            lag=now - item["oldest"] if item["oldest"] else None,
-        )
-    return found
+        for name, found in backlog.measure(
+            now, queues, int(settings.DEPTH_COUNT_LIMIT)
+        ).items()
+    }
 
 
 def queue_stats(

@@ -88,6 +88,9 @@ def conflict_policy(value: Any) -> str:
 def insert(task: models.Task, policy: str) -> models.Task:
     """Insert `task`; on a held key, apply `policy` and return the task holding it.
 
+    Idle workers hear of the task once it commits (see claiming.insert); a
+    task that loses its key to a holder wakes nobody.
+
     The INSERT runs in a savepoint, so a conflict inside the caller's
     transaction leaves the rest of that transaction intact. The holder is
     then read with a plain query: under READ COMMITTED (PostgreSQL, and
@@ -97,7 +100,7 @@ def insert(task: models.Task, policy: str) -> models.Task:
     """
     db = models.queue_db()
     if task.unique_hold is None:
-        task.save(using=db, force_insert=True)
+        claiming.insert(task, using=db)
         return task
     key = task.unique_hold
     last_error: DatabaseError = IntegrityError(
@@ -106,7 +109,7 @@ def insert(task: models.Task, policy: str) -> models.Task:
     for attempt in range(1, TRIES + 1):
         try:
             with transaction.atomic(using=db):
-                task.save(using=db, force_insert=True)
+                claiming.insert(task, using=db)
             return task
         except IntegrityError as exc:
             last_error = exc

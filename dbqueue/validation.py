@@ -132,12 +132,13 @@ def keep_result(save: Any) -> bool:
 
 
 def on_orphan(value: Any) -> str:
-    choices = [str(choice).lower() for choice in models.OnOrphan.values]
-    if not isinstance(value, str) or value.lower() not in choices:
+    try:
+        return models.OnOrphan(value.upper()).value
+    except (AttributeError, ValueError):
+        choices = [str(choice).lower() for choice in models.OnOrphan.values]
         raise ValueError(
             f"on_orphan must be one of {', '.join(map(repr, choices))}, got {shown(value)}."
-        )
-    return value.upper()
+        ) from None
 
 
 def hook_path(hook: str | Callable[..., Any] | None) -> str:

@@ -10,6 +10,8 @@
 - ``cluster`` / ``python_child``: start ``qcluster`` (or any ``python`` command
   line) in a subprocess against the test database.
 - ``wait_until``: polls a condition against a deadline.
+- ``listener``: a PostgreSQL session LISTENing where idle workers do; call it
+  to get the (channel, payload) of the notifications committed since.
 """
 
 from __future__ import annotations
@@ -76,6 +78,24 @@ def second_connection(transactional_db: None) -> Iterator[str]:
     finally:
         other.close()
         del connections[SECOND_ALIAS]
+
+
+@pytest.fixture
+def listener(transactional_db: None) -> Iterator[Callable[[], list[tuple[str, str]]]]:
+    import psycopg
+
+    from dbqueue.claiming import listen
+
+    params = connections["default"].get_connection_params()
+    params.pop("cursor_factory", None)
+    session = psycopg.connect(**params, autocommit=True)
+    session.execute(f"LISTEN {listen.CHANNEL}; LISTEN {listen.LATER_CHANNEL}")
+    try:
+        yield lambda: sorted(
+            (n.channel, n.payload) for n in session.notifies(timeout=0.5)
+        )
+    finally:
+        session.close()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from django.db import models as dj_models
 from django.db import transaction
 from django.utils import timezone
 
-from dbqueue import api, exceptions, models, registry
+from dbqueue import api, claiming, exceptions, models, registry
 from dbqueue.cluster import scheduler
 from dbqueue.models.schedule import task_problem
 
@@ -60,6 +60,7 @@ def retry_now(
             )
             if moved:
                 report.made_due.append(task.id)
+                claiming.notify(task.queue)
             else:
                 report.refused[task.id] = "it is already due."
         elif task.status not in (models.Status.FAILED, models.Status.CANCELLED):

@@ -8,8 +8,12 @@ with a lease, in one short transaction. Each vendor module implements the same
 - ``mysql`` (MySQL 8 and MariaDB 10.6+): ``SELECT … FOR UPDATE SKIP LOCKED``, then ``UPDATE``
 - ``sqlite``: one ``BEGIN IMMEDIATE`` transaction with ``UPDATE … RETURNING``
 
-Completing or failing a claimed task is vendor-neutral and lives on the model
-(``Task.mark_succeeded`` / ``Task.mark_failed``).
+New tasks go in through ``insert()`` and ``insert_many()`` (see
+:mod:`dbqueue.claiming.inserting`), which carry PostgreSQL's NOTIFY along.
+A worker's batch of successes is stored by ``write_held()`` (see
+:mod:`dbqueue.claiming.storing`). Completing or failing a single claimed task
+is vendor-neutral and lives on the model (``Task.mark_succeeded`` /
+``Task.mark_failed``).
 
 Paused queues (``QueueState.paused``, set in the admin) are left out of a claim
 here, before the vendor module runs, so that pausing behaves the same on every
@@ -23,18 +27,33 @@ import datetime
 import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any
 
 from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, Model
+from django.db.models import F
 from django.utils import timezone
 
 from dbqueue import exceptions, models
-from dbqueue.claiming import mysql, postgresql, sqlite
+from dbqueue.claiming import listen, mysql, postgresql, sqlite
+from dbqueue.claiming.inserting import insert, insert_many
+from dbqueue.claiming.storing import column_of, delete_by_pk, delete_held, write_held
 from dbqueue.conf import settings
 
 PAUSED_CACHE_TTL = 1.0  # seconds a process trusts its list of paused queues
+
+__all__ = [
+    "claim",
+    "column_of",
+    "delete_by_pk",
+    "delete_held",
+    "insert",
+    "insert_many",
+    "notify",
+    "release",
+    "wait_for_schedules",
+    "wait_for_work",
+    "write_held",
+]
 
 ENGINES: dict[str, ModuleType] = {
     "postgresql": postgresql,
@@ -157,8 +176,9 @@ def release(
     """Put claimed tasks that never started back in the queue, as if never claimed."""
     if not tasks:
         return 0
-    return (
-        models.Task.objects.using(using or models.queue_db())
+    alias = using or models.queue_db()
+    released: int = (
+        models.Task.objects.using(alias)
         .held_by(worker_id)
         .filter(id__in=[t.id for t in tasks])
         .update(
@@ -169,47 +189,58 @@ def release(
             started_at=None,
         )
     )
+    if released:
+        for queue in sorted({task.queue for task in tasks}):
+            notify(queue, using=alias)
+    return released
 
 
-def delete_by_pk(
-    model: type[Model], ids: Sequence[Any], *, using: str | None = None
-) -> int:
-    """Delete the rows of `model` with these primary keys; return how many went.
+def notify(
+    queue: str,
+    *,
+    due: datetime.datetime | None = None,
+    using: str | None = None,
+) -> None:
+    """Tell idle workers that `queue` has a task due at `due` (default: now), on commit.
 
-    For batches of rows the caller has locked (pruning, purging, a batch of
-    successes that keep no result). A plain ``filter(pk__in=…).delete()``
-    on MySQL/MariaDB can wait for a row outside the batch (see
-    mysql.delete_by_pk); no signals or cascades: these models have none.
-    """
-    if not ids:
-        return 0
-    alias = using or models.queue_db()
-    connection = connections[alias]
-    if connection.vendor == "mysql":
-        return mysql.delete_by_pk(connection, model, ids)
-    deleted, _ = model._default_manager.using(alias).filter(pk__in=ids).delete()
-    return deleted
-
-
-def notify(queue: str, *, using: str | None = None) -> None:
-    """Tell idle workers that `queue` has a new task, when the transaction commits.
-
-    PostgreSQL delivers a NOTIFY only on commit, so a rolled-back enqueue
-    wakes nobody. Other vendors have no such channel: their workers poll.
+    For writes that put tasks back in the queue (a retry, a release, a
+    resumed queue); enqueue sends its own with the INSERT. PostgreSQL
+    delivers a NOTIFY only on commit, so a rolled-back change wakes nobody.
+    Other vendors have no such channel: their workers poll.
     """
     connection = connections[using or models.queue_db()]
-    engine(connection).notify(connection, queue)
+    if connection.vendor == "postgresql":
+        now = timezone.now()
+        listen.notify(connection, listen.notices([(queue, due or now)], now))
 
 
-def wait_for_work(timeout: float, *, using: str | None = None) -> bool | None:
-    """Block up to `timeout` seconds for a notification; return True if one came.
+def wait_for_work(
+    timeout: float,
+    *,
+    queues: Sequence[str] | None = None,
+    using: str | None = None,
+) -> bool | None:
+    """Block up to `timeout` seconds until a task of `queues` (None: any) is due; True if so.
 
     Return False if none came, and None at once where the database has no
     notification channel: the caller then sleeps its poll interval instead.
+    See :mod:`dbqueue.claiming.listen`.
     """
     connection = connections[using or models.queue_db()]
-    notified: bool | None = engine(connection).wait_for_work(connection, timeout)
-    return notified
+    if connection.vendor != "postgresql":
+        return None
+    return listen.wait_for_work(connection, timeout, queues)
+
+
+def wait_for_schedules(timeout: float, *, using: str | None = None) -> bool | None:
+    """Block up to `timeout` seconds for a change to any schedule; True if one came.
+
+    None at once where the database has no notification channel.
+    """
+    connection = connections[using or models.queue_db()]
+    if connection.vendor != "postgresql":
+        return None
+    return listen.wait_for_schedules(connection, timeout)
 
 
 def is_transient(exc: BaseException, *, using: str | None = None) -> bool:

@@ -128,15 +128,6 @@ def prepare(connection: BaseDatabaseWrapper) -> None:
     """Nothing to set up: Django already runs MySQL at READ COMMITTED."""
 
 
-def notify(connection: BaseDatabaseWrapper, queue: str) -> None:
-    """No notification channel: workers poll."""
-
-
-def wait_for_work(connection: BaseDatabaseWrapper, timeout: float) -> bool | None:
-    """No notification channel: the caller sleeps instead."""
-    return None
-
-
 def is_transient(exc: BaseException) -> bool:
     cause = exc.__cause__ or exc
     args: tuple[object, ...] = getattr(cause, "args", ())

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import json
+import time
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -68,6 +72,79 @@ def claim_rows(
     return list(models.Task.objects.using(alias).raw(sql, params))
 
 
+def write_held(
+    connection: BaseDatabaseWrapper,
+    worker_id: str,
+    rows: Sequence[tuple[models.Task, dict[str, Any]]],
+) -> set[uuid.UUID]:
+    """Write every row's fields in one UPDATE; return the ids of the rows still held.
+
+    The new values travel as one JSON document, turned back into rows by
+    jsonb_to_recordset() and joined to the table on the primary key: one
+    statement, one commit, one plan for a batch of any size, where an UPDATE
+    per row is parsed, planned and executed once per task. The WHERE clause
+    re-checks the claim, so a task another worker took over is left alone,
+    and RETURNING says which were written.
+    """
+    from dbqueue.claiming.storing import column_of
+
+    quote = connection.ops.quote_name
+    fields = [column_of(name) for name in rows[0][1]]
+    columns = [quote(str(field.column)) for field in fields]
+    types = ", ".join(
+        f"{column} {field.db_type(connection)}"
+        for column, field in zip(columns, fields, strict=True)
+    )
+    changes = ", ".join(f"{column} = done.{column}" for column in columns)
+    document = json.dumps(
+        [
+            {
+                "id": str(task.id),
+                **{
+                    str(field.column): field.get_prep_value(values[field.name])
+                    for field in fields
+                },
+            }
+            for task, values in rows
+        ],
+        default=_json_value,
+    )
+    # Quoted names of our own columns; the values are parameters.
+    sql = f"""
+        UPDATE {quote(models.Task._meta.db_table)} AS task SET {changes}
+        FROM jsonb_to_recordset(%s::jsonb) AS done(id uuid, {types})
+        WHERE task.id = done.id AND task.status = 'RUNNING' AND task.locked_by = %s
+        RETURNING task.id
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [document, worker_id])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def delete_held(
+    connection: BaseDatabaseWrapper, worker_id: str, ids: list[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Delete the rows among `ids` that `worker_id` still holds, in one statement."""
+    table = connection.ops.quote_name(models.Task._meta.db_table)
+    sql = f"""
+        DELETE FROM {table}
+        WHERE id = ANY(%s) AND status = 'RUNNING' AND locked_by = %s
+        RETURNING id
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ids, worker_id])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _json_value(value: Any) -> Any:
+    # Full precision: DjangoJSONEncoder would cut microseconds to milliseconds.
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def version_problem(connection: BaseDatabaseWrapper) -> str | None:
     version = connection.pg_version  # type: ignore[attr-defined]
     if version < 120000:
@@ -79,7 +156,6 @@ def prepare(connection: BaseDatabaseWrapper) -> None:
     """Nothing to set up: the server defaults suit claiming."""
 
 
-CHANNEL = "dbqueue"
 # deadlock_detected, serialization_failure, lock_not_available
 TRANSIENT_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
 
@@ -92,38 +168,36 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
-def notify(connection: BaseDatabaseWrapper, queue: str) -> None:
-    # Sent on the caller's connection, inside its transaction: PostgreSQL
-    # queues it until COMMIT and drops it on ROLLBACK, so a worker is never
-    # woken for a task it cannot see yet.
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, queue])
+def can_copy(connection: BaseDatabaseWrapper) -> bool:
+    """Tell whether the driver under `connection` speaks COPY (psycopg 3 does)."""
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    return bool(is_psycopg3)
 
 
-def wait_for_work(connection: BaseDatabaseWrapper, timeout: float) -> bool | None:
-    """LISTEN on the worker's connection and wait for a NOTIFY from enqueue.
+def copy_rows(
+    connection: BaseDatabaseWrapper, sql: str, rows: Sequence[Sequence[Any]]
+) -> None:
+    """Stream `rows` into the table with COPY … FROM STDIN, in the current transaction.
 
-    Notifications that arrived while the worker was busy are already queued
-    on the connection, so this returns at once for them. Needs psycopg 3
-    (Connection.notifies); with psycopg2 the worker falls back to polling.
+    COPY takes rows as a stream, with no SQL text to build or parse per
+    row: several times the rate of a multi-row INSERT for a large batch.
+    Django's cursors have no COPY, so the driver's cursor does it, with
+    errors turned into Django's exceptions all the same, and the statement
+    goes in Django's query log (DEBUG) as a query would.
     """
-    connection.ensure_connection()
-    raw = connection.connection
-    if raw is None or not hasattr(raw, "notifies"):
-        return None
-    # A new session (the first wait, or after a reconnect) is not subscribed.
-    # A task committed between the worker's last claim and this LISTEN sent
-    # its NOTIFY to nobody, so report "woken": the worker claims once more
-    # before it sleeps, and nothing sent before the subscription is missed.
-    if getattr(raw, "_dbqueue_listening", False) is not True:
-        with connection.cursor() as cursor:
-            cursor.execute(f"LISTEN {CHANNEL}")
-        raw._dbqueue_listening = True
-        return True
-    # notifies() is psycopg's own call, outside Django's cursor: without the
-    # wrapper a server restart raised psycopg.OperationalError, which no
-    # `except DatabaseError` caught, and the worker died. Wrapped, it is
-    # Django's OperationalError and marks the connection unusable, so the
-    # worker's next round reconnects.
-    with connection.wrap_database_errors:
-        return any(True for _ in raw.notifies(timeout=timeout, stop_after=1))
+    started = time.monotonic()
+    with (
+        connection.cursor() as cursor,
+        connection.wrap_database_errors,
+        cursor.cursor.copy(sql) as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+    if connection.queries_logged:
+        connection.queries_log.append(
+            {
+                "sql": f"{sql} -- {len(rows)} rows",
+                "time": f"{time.monotonic() - started:.3f}",
+            }
+        )

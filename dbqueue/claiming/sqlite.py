@@ -16,11 +16,13 @@ import sqlite3
 import time
 from typing import Any
 
+from django.db import OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from dbqueue import models
 
 NO_WAIT = datetime.timedelta(0)
+WAL_RETRY_PAUSE = 0.05  # seconds between attempts to switch to WAL
 
 CLAIM_SQL = """
 UPDATE dbqueue_task
@@ -105,17 +107,25 @@ def prepare(connection: BaseDatabaseWrapper) -> None:
     """
     if connection.is_in_memory_db():  # type: ignore[attr-defined]
         return
+    # Leaving the rollback journal takes an exclusive lock, and SQLite answers
+    # "database is locked" at once, without waiting out the busy timeout, while
+    # any other connection reads or writes (a web process saving a form as the
+    # cluster starts). So retry for as long as that timeout would have waited.
+    # https://www.sqlite.org/wal.html#activating_and_configuring_wal_mode
+    options = connection.settings_dict.get("OPTIONS", {})
+    deadline = time.monotonic() + float(options.get("timeout", 5.0))
     with connection.cursor() as cursor:
-        cursor.execute("PRAGMA journal_mode=WAL")
-
-
-def notify(connection: BaseDatabaseWrapper, queue: str) -> None:
-    """No notification channel: workers poll."""
-
-
-def wait_for_work(connection: BaseDatabaseWrapper, timeout: float) -> bool | None:
-    """No notification channel: the caller sleeps instead."""
-    return None
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() == "wal":
+            return
+        while True:
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                return
+            except OperationalError as exc:
+                if not is_transient(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(WAL_RETRY_PAUSE)
 
 
 def is_transient(exc: BaseException) -> bool:

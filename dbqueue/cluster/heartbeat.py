@@ -19,6 +19,7 @@ import socket
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -73,49 +74,79 @@ def unregister(worker_ids: Iterable[str]) -> None:
 
 
 def beat(
-    cluster_id: str, members: list[Member], now: datetime.datetime | None = None
+    cluster_id: str,
+    members: list[Member],
+    now: datetime.datetime | None = None,
+    *,
+    renew: bool = True,
 ) -> int:
-    """Mark the cluster's processes as seen and renew their tasks' leases; return leases renewed."""
+    """Mark the cluster's processes as seen and renew their tasks' leases; return leases renewed.
+
+    One transaction, and one UPDATE for all the registry rows: a heartbeat
+    every few seconds is most of what an idle cluster costs the database.
+    `renew=False` skips the lease renewal when the caller knows its workers
+    hold nothing (none ran a task since the last beat).
+    """
     given = now is not None
     now = now or timezone.now()
     db = models.queue_db()
-    for member in members:
-        seen = (
-            models.Worker.objects.using(db)
-            .filter(id=member.id)
-            .update(
-                last_seen=now,
-                current_task_id=member.current_task_id,
-                current_task_started_at=member.current_task_started_at,
-                tasks_done=member.tasks_done,
-            )
+    with transaction.atomic(using=db):
+        _mark_seen(cluster_id, members, now)
+        worker_ids = [m.id for m in members if m.role == models.Role.WORKER]
+        if not renew or not worker_ids:
+            return 0
+        running = (
+            models.Task.objects.using(db).running().filter(locked_by__in=worker_ids)
         )
-        if not seen:
-            # Started while the database was away, or forgotten as stale
-            # during a long partition: without its row a live process would
-            # be missing from qinfo, the dashboard and the metrics.
+        # Ids first, then an UPDATE by primary key: an UPDATE that finds its rows
+        # through a secondary index locks index entry, then row, while a worker
+        # storing an outcome locks row, then index entry; on MySQL/MariaDB the
+        # two orders deadlock. By primary key, both lock in the same order.
+        ids = list(running.values_list("id", flat=True))
+        if not ids:
+            return 0
+        # The registry update above may have waited for a lock (seconds, on
+        # a busy SQLite file), so the lease is counted from now, not from the
+        # start of the beat; and a renewal never shortens a lease that a later
+        # claim or renewal already set: a stale renewal must not end a live lease.
+        until = (now if given else timezone.now()) + datetime.timedelta(
+            seconds=float(settings.LEASE)
+        )
+        renewed: int = running.filter(id__in=ids).update(
+            locked_until=Greatest(F("locked_until"), Value(until))
+        )
+        return renewed
+
+
+def _mark_seen(cluster_id: str, members: list[Member], now: datetime.datetime) -> None:
+    rows = [
+        models.Worker(
+            id=member.id,
+            last_seen=now,
+            current_task_id=member.current_task_id,
+            current_task_started_at=member.current_task_started_at,
+            tasks_done=member.tasks_done,
+        )
+        for member in members
+    ]
+    db = models.queue_db()
+    seen = models.Worker.objects.using(db).bulk_update(
+        rows,
+        ["last_seen", "current_task_id", "current_task_started_at", "tasks_done"],
+    )
+    if seen == len(members):
+        return
+    # Started while the database was away, or forgotten as stale during a
+    # long partition: without its row a live process would be missing from
+    # qinfo, the dashboard and the metrics.
+    known = set(
+        models.Worker.objects.using(db)
+        .filter(id__in=[m.id for m in members])
+        .values_list("id", flat=True)
+    )
+    for member in members:
+        if member.id not in known:
             register(cluster_id, member, now)
-    worker_ids = [m.id for m in members if m.role == models.Role.WORKER]
-    if not worker_ids:
-        return 0
-    running = models.Task.objects.using(db).running().filter(locked_by__in=worker_ids)
-    # Ids first, then an UPDATE by primary key: an UPDATE that finds its rows
-    # through a secondary index locks index entry, then row, while a worker
-    # storing an outcome locks row, then index entry; on MySQL/MariaDB the
-    # two orders deadlock. By primary key, both lock in the same order.
-    ids = list(running.values_list("id", flat=True))
-    if not ids:
-        return 0
-    # The registry updates above may each have waited for a lock (seconds, on
-    # a busy SQLite file), so the lease is counted from now, not from the
-    # start of the beat; and a renewal never shortens a lease that a later
-    # claim or renewal already set: a stale renewal must not end a live lease.
-    until = (now if given else timezone.now()) + datetime.timedelta(
-        seconds=float(settings.LEASE)
-    )
-    return running.filter(id__in=ids).update(
-        locked_until=Greatest(F("locked_until"), Value(until))
-    )
 
 
 def rescue_expired(
@@ -133,14 +164,25 @@ def rescue_expired(
     take a task from its own live worker, which would then run it twice.
     """
     now = now or timezone.now()
-    expired = list(
+    return rescue(expired(now, limit, alive), now)
+
+
+def expired(
+    now: datetime.datetime, limit: int = RESCUE_BATCH, alive: Iterable[str] = ()
+) -> list[models.Task]:
+    """The running tasks whose lease ran out by `now`, except those `alive` workers hold."""
+    return list(
         models.Task.objects.using(models.queue_db())
         .running()
         .filter(locked_until__lt=now)
         .exclude(locked_by__in=list(alive))[:limit]
     )
+
+
+def rescue(tasks: Iterable[models.Task], now: datetime.datetime) -> int:
+    """Rescue these expired tasks (see rescue_expired), each in its own transaction."""
     rescued = 0
-    for task in expired:
+    for task in tasks:
         reason = exceptions.WorkerLost(
             f"Worker lost: {describe(task.locked_by)} stopped renewing the lease, "
             f"which expired at {task.locked_until.isoformat() if task.locked_until else 'unknown'}."
@@ -150,7 +192,8 @@ def rescue_expired(
             rescued += 1
             counters.add(task, [counters.Event.RESCUED, counters.after_failure(task)])
             _log_settled(task, f"rescued from {lost} (lease expired)")
-    counters.flush()
+    if rescued:
+        counters.flush()
     return rescued
 
 

@@ -35,7 +35,15 @@ from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from dbqueue import api, models, retention, schedules, scheduling, serialization
+from dbqueue import (
+    api,
+    claiming,
+    models,
+    retention,
+    schedules,
+    scheduling,
+    serialization,
+)
 from dbqueue.cluster import worker
 from dbqueue.conf import settings
 
@@ -71,6 +79,9 @@ class Scheduler:
         self.clock = clock
         self.stopping = threading.Event()
         self.sleep = sleep if sleep is not None else self.stopping.wait
+        # Between rounds: the injected sleep, or a wait for a schedule change.
+        self.rest = sleep if sleep is not None else self._rest
+        self.listening = False  # whether schedule changes reach us by NOTIFY
         self.sync_declared = sync_declared
         self.fired = 0  # tasks enqueued by this scheduler
         self._reported: set[tuple[int, str]] = set()
@@ -127,7 +138,7 @@ class Scheduler:
                 self.sleep(delay)
                 continue
             failures = 0
-            self.sleep(wait)
+            self.rest(wait)
         logger.info(
             "Scheduler %s stopped after enqueueing %s tasks.", self.id, self.fired
         )
@@ -338,7 +349,15 @@ class Scheduler:
         return fired
 
     def _wait(self, now: datetime.datetime) -> float:
-        """Seconds to sleep: until the next schedule is due, at most the interval."""
+        """Seconds to sleep: until the next schedule is due, at most the interval.
+
+        While a NOTIFY tells this scheduler of every schedule change
+        (PostgreSQL), the interval stretches to DBQUEUE_LISTEN_POLL_INTERVAL:
+        nothing can come due unannounced before the next schedule is.
+        """
+        interval = self.interval
+        if self.listening:
+            interval = max(interval, float(settings.LISTEN_POLL_INTERVAL))
         earliest = (
             models.Schedule.objects.using(models.queue_db())
             .active()
@@ -347,8 +366,14 @@ class Scheduler:
         if earliest is None or earliest <= now:
             # Nothing planned, or due but held by another scheduler (or
             # broken and reported): look again after a full interval.
-            return self.interval
-        return min(self.interval, scheduling.seconds_until(earliest, self.clock()))
+            return interval
+        return min(interval, scheduling.seconds_until(earliest, self.clock()))
+
+    def _rest(self, seconds: float) -> None:
+        """Sleep up to `seconds`, waking early for a schedule change (PostgreSQL) or stop()."""
+        self.listening = worker.wait_listening(
+            claiming.wait_for_schedules, seconds, self.stopping
+        )
 
     def _report(self, schedule_id: int, exc: Exception) -> None:
         key = (schedule_id, f"{type(exc).__name__}: {exc}")

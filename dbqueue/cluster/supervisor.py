@@ -13,6 +13,7 @@ rest, and its tasks are released at once with the reason it died.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -22,10 +23,10 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
-from dbqueue import claiming, exceptions, models
+from dbqueue import claiming, exceptions, models, registry
 from dbqueue.cluster import heartbeat, metrics_port, shutdown
 from dbqueue.cluster.plan import Beat, Exit, Kill, Slot, Spawn, next_wake, plan
 from dbqueue.cluster.worker import EXIT_DONE, EXIT_RECYCLE, PipeReporter, Worker
@@ -37,6 +38,9 @@ QUICK_CRASH = (
     5.0  # seconds; a child dying sooner after its start is restarted with a backoff
 )
 RESTART_BACKOFF_MAX = 30.0  # seconds
+# Registry rows of dead clusters are cleared at every this many heartbeats
+# (they are removed only once unseen for many leases: no hurry).
+FORGET_STALE_EVERY = 12
 
 
 class Supervisor:
@@ -74,6 +78,9 @@ class Supervisor:
         self.next_beat = 0.0
         self._db_down = False
         self._rescue_after = 0.0  # no rescue before this clock time (after an outage)
+        self._beats = 0
+        # Each worker's (tasks done, task running) at the last beat.
+        self._last_activity: dict[str | None, tuple[int, str | None]] = {}
         self._wake_r, self._wake_w = os.pipe()
         for fd in (self._wake_r, self._wake_w):
             os.set_blocking(fd, False)
@@ -99,6 +106,7 @@ class Supervisor:
         )
         self._database(lambda: heartbeat.register(self.id, self._member_self()))
         port = metrics_port.start()
+        share_before_fork()
         try:
             return self._loop()
         finally:
@@ -383,19 +391,35 @@ class Supervisor:
             self._member_self(),
             *(self._member(s) for s in self.slots if s.pid is not None),
         ]
-
         alive = [s.worker_id for s in self.slots if s.pid is not None and s.worker_id]
+        # Leases need renewing only if a worker may hold a task: it runs one
+        # now, or started or finished one since the last beat (the rest of
+        # its batch). An idle cluster's beat is then one transaction.
+        activity: dict[str | None, tuple[int, str | None]] = {
+            s.worker_id: (s.tasks_done, s.task_id) for s in self.slots
+        }
+        renew = activity != self._last_activity or any(
+            s.task_id or s.unstored for s in self.slots
+        )
+        self._beats += 1
 
         def work() -> None:
-            heartbeat.beat(self.id, members)
-            if self._db_down or self.clock() < self._rescue_after:
-                # Back from an outage: every cluster's leases ran on while no
-                # one could renew them. The others may not be back yet; give
-                # them a lease to renew theirs before taking their tasks,
-                # or their live workers would run those tasks a second time.
-                return
-            heartbeat.rescue_expired(alive=alive)
-            heartbeat.forget_stale()
+            with transaction.atomic(using=models.queue_db()):
+                # No `now` given: the lease counts from after the registry
+                # UPDATE, which may have waited for a lock (heartbeat.beat).
+                heartbeat.beat(self.id, members, renew=renew)
+                now = timezone.now()
+                if self._db_down or self.clock() < self._rescue_after:
+                    # Back from an outage: every cluster's leases ran on while
+                    # no one could renew them. The others may not be back yet;
+                    # give them a lease to renew theirs before taking their
+                    # tasks, or their live workers would run those tasks twice.
+                    return
+                expired = heartbeat.expired(now, alive=alive)
+            self._last_activity = activity
+            heartbeat.rescue(expired, now)
+            if self._beats % FORGET_STALE_EVERY == 0:
+                heartbeat.forget_stale()
 
         self._database(work)
 
@@ -451,6 +475,23 @@ class Supervisor:
     def _signal(pid: int, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
+
+
+def share_before_fork() -> None:
+    """Load what every child needs, then keep the garbage collector off those pages.
+
+    A forked child shares the supervisor's memory until it writes to it.
+    Task modules and the scheduler imported here are shared by all the
+    children, where each would otherwise import its own copy. And
+    gc.freeze() moves everything alive now out of the collector's reach:
+    a collection in a child would otherwise write to every object it
+    visits and so copy the pages they live on.
+    """
+    from dbqueue.cluster import scheduler  # noqa: F401  (the scheduler child's code)
+
+    registry.import_all()
+    gc.collect()
+    gc.freeze()
 
 
 def _process_id(pid: int, role: str, suffix: str) -> str:

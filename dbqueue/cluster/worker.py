@@ -338,28 +338,32 @@ class Worker:
                 continue
             if burst:
                 break
-            self._wait(idle_wait)
+            listening = self._wait(idle_wait)
             # Back off while idle: an idle cluster should cost the database
             # next to nothing; the first task after a lull resets the wait.
-            idle_wait = min(max(idle_wait * 2, 0.01), float(settings.POLL_INTERVAL_MAX))
+            # A worker that LISTENs is told of new work, delayed work
+            # included, so it needs no ramp: it looks on its own only every
+            # LISTEN_POLL_INTERVAL, as a safety net.
+            if listening:
+                idle_wait = float(settings.LISTEN_POLL_INTERVAL)
+            else:
+                idle_wait = min(
+                    max(idle_wait * 2, 0.01), float(settings.POLL_INTERVAL_MAX)
+                )
         logger.info("Worker %s stopped after %s tasks.", self.id, self.tasks_done)
         return EXIT_DONE
 
-    def _wait(self, seconds: float) -> None:
-        """Sleep up to `seconds`, waking early for a NOTIFY (PostgreSQL) or a stop request."""
-        deadline = self.clock() + seconds
-        while not self.stopping.is_set():
-            remaining = deadline - self.clock()
-            if remaining <= 0:
-                return
-            try:
-                notified = claiming.wait_for_work(min(remaining, WAIT_SLICE))
-            except DatabaseError:
-                return  # the next claim reports the error and backs off
-            if notified:
-                return
-            if notified is None:
-                self.stopping.wait(min(remaining, WAIT_SLICE))
+    def _wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, waking early for work (PostgreSQL's NOTIFY) or a stop request.
+
+        Return whether the wait listened for notifications (PostgreSQL).
+        """
+        return wait_listening(
+            lambda timeout: claiming.wait_for_work(timeout, queues=self.queues),
+            seconds,
+            self.stopping,
+            self.clock,
+        )
 
     def _recycle_reason(self) -> str | None:
         if self.max_tasks is not None and self.tasks_done >= self.max_tasks:
@@ -369,6 +373,39 @@ class Worker:
             if used > self.max_memory:
                 return f"resident memory {used:.0f} MiB is over the {self.max_memory} MiB limit"
         return None
+
+
+def wait_listening(
+    listen: Callable[[float], bool | None],
+    seconds: float,
+    stopping: threading.Event,
+    clock: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Wait up to `seconds` for `listen(timeout)` to hear of something, or for `stopping`.
+
+    The wait is cut into WAIT_SLICE slices so a stop request is seen at once.
+    Where `listen` returns None (no notification channel) the slice is slept
+    instead. Return whether the channel answered (PostgreSQL's LISTEN): True
+    at the first notification, False after a database error, which the
+    caller's next round reports.
+    """
+    deadline = clock() + seconds
+    listening = False
+    while not stopping.is_set():
+        remaining = deadline - clock()
+        if remaining <= 0:
+            break
+        try:
+            heard = listen(min(remaining, WAIT_SLICE))
+        except DatabaseError:
+            return False
+        if heard:
+            return True
+        if heard is None:
+            stopping.wait(min(remaining, WAIT_SLICE))
+        else:
+            listening = True
+    return listening
 
 
 def resident_memory_mib() -> float:

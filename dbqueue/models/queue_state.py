@@ -91,4 +91,12 @@ class QueueState(models.Model):
             },
         )
         claiming.forget_paused()
+        if not paused:
+            # Idle workers elsewhere trust their paused list for up to
+            # PAUSED_CACHE_TTL: wake them once it has run out.
+            claiming.notify(
+                name,
+                due=timezone.now()
+                + datetime.timedelta(seconds=claiming.PAUSED_CACHE_TTL + 0.1),
+            )
         return state

@@ -88,7 +88,8 @@ def test_the_dashboard_costs_a_fixed_number_of_queries(operator_client, worker):
         api.async_task(tasks.add, n, n, queue=f"q{n}")
     large = count()
     assert small == large, (small, large)
-    # Session and user, then the snapshot's six reads (see dbqueue.admin.stats).
+    # Session and user, then the snapshot's seven reads (see dbqueue.stats);
+    # a backlog past DBQUEUE_DEPTH_COUNT_LIMIT adds a few per queue.
     assert large <= 9, large
 
 
@@ -148,3 +149,18 @@ def test_a_bad_queue_name_is_refused(operator_client):
     )
     assert "1 to 64 characters" in response.content.decode()
     assert not QueueState.objects.exists()
+
+
+def test_the_dashboard_marks_a_depth_past_the_count_limit(operator_client, settings):
+    settings.DBQUEUE_DEPTH_COUNT_LIMIT = 2
+    for _ in range(3):
+        api.async_task(tasks.add, 1, 2, queue="reports")
+    api.async_task(tasks.add, 1, 2, queue="emails")
+    page = operator_client.get(reverse(PANEL))
+    text = page.content.decode()
+    reports = text[text.index('data-queue="reports"') :]
+    reports = reports[: reports.index("</tr>")]
+    assert "≥2</span>" in reports
+    assert "DBQUEUE_DEPTH_COUNT_LIMIT" in reports
+    emails = text[text.index('data-queue="emails"') :]
+    assert "≥" not in emails[: emails.index("</tr>")]

@@ -1,13 +1,15 @@
 """Bulk enqueue: every call validated first, then one multi-row INSERT."""
 
 import math
+import time
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 from django.dispatch import receiver
 from django.test.utils import CaptureQueriesContext
 
-from dbqueue import bulk, claiming, enqueue_many, models, result, signals
+from dbqueue import async_task, enqueue_many, models, result, signals
+from dbqueue.claiming import inserting
 from dbqueue.cluster.worker import Worker
 from dbqueue.exceptions import SerializationError, TaskNotFound
 from dbqueue.models import Status, Task
@@ -18,15 +20,22 @@ pytestmark = pytest.mark.django_db
 
 
 def inserts(queries):
-    return [q for q in queries if q["sql"].lstrip().upper().startswith("INSERT")]
+    """The statements that wrote task rows: a COPY on PostgreSQL, INSERTs elsewhere."""
+    return [
+        q
+        for q in queries
+        if "INSERT INTO" in q["sql"].upper() or q["sql"].upper().startswith("COPY")
+    ]
 
 
 def expected_statements(count):
-    """Django splits a bulk INSERT only where the vendor limits a statement's parameters."""
+    """One COPY on PostgreSQL; elsewhere INSERTs of BATCH_ROWS, fewer where the vendor limits parameters."""
     connection = connections[models.queue_db()]
+    if connection.vendor == "postgresql":
+        return 1
     fields = Task._meta.concrete_fields
     batch = connection.ops.bulk_batch_size(fields, [Task()] * count)
-    return math.ceil(count / min(batch, bulk.INSERT_ROWS))
+    return math.ceil(count / min(batch, inserting.BATCH_ROWS))
 
 
 def test_a_hundred_calls_are_stored_with_as_few_inserts_as_the_vendor_allows():
@@ -38,14 +47,15 @@ def test_a_hundred_calls_are_stored_with_as_few_inserts_as_the_vendor_allows():
 
 
 @pytest.mark.vendor("postgresql", "mysql")
-def test_a_hundred_calls_are_one_insert_statement():
+def test_a_hundred_calls_are_one_statement():
     with CaptureQueriesContext(connections[models.queue_db()]) as queries:
         enqueue_many([(tasks.add, (n, n)) for n in range(100)])
     assert len(inserts(queries)) == 1
 
 
+@pytest.mark.vendor("sqlite", "mysql")
 def test_a_large_batch_is_split_into_statements_of_insert_rows(monkeypatch):
-    monkeypatch.setattr(bulk, "INSERT_ROWS", 10)
+    monkeypatch.setattr(inserting, "BATCH_ROWS", 10)
     with CaptureQueriesContext(connections[models.queue_db()]) as queries:
         enqueue_many([(tasks.add, (n, n)) for n in range(25)])
     assert len(inserts(queries)) == expected_statements(25) == 3
@@ -185,18 +195,34 @@ def test_signals_are_sent_for_each_task_around_the_insert():
     ]
 
 
-def test_workers_are_woken_once_per_queue_with_a_due_task(monkeypatch):
-    woken = []
-    monkeypatch.setattr(claiming, "notify", lambda queue, **kw: woken.append(queue))
+@pytest.mark.vendor("postgresql")
+@pytest.mark.django_db(transaction=True)
+def test_workers_are_woken_once_per_queue_with_a_due_task(listener):
     enqueue_many(
         [
             (tasks.add, (1, 2), {"queue": "a"}),
             (tasks.add, (1, 2), {"queue": "b"}),
             (tasks.add, (1, 2), {"queue": "a"}),
             (tasks.add, (1, 2), {"queue": "later", "countdown": 60}),
+            (tasks.add, (1, 2), {"queue": "later", "countdown": 30}),
         ]
     )
-    assert woken == ["a", "b"]
+    heard = listener()
+    assert heard[:2] == [("dbqueue", "a"), ("dbqueue", "b")]
+    [(channel, payload)] = heard[2:]
+    when, queue = payload.split(" ")
+    assert (channel, queue) == ("dbqueue_later", "later")
+    assert float(when) == pytest.approx(time.time() + 30, abs=5)
+
+
+@pytest.mark.vendor("postgresql")
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_rolled_back_wakes_nobody(listener):
+    with transaction.atomic():
+        enqueue_many([(tasks.add, (1, 2))] * 3)
+        transaction.set_rollback(True)
+    async_task(tasks.add, 1, 2, queue="after")
+    assert listener() == [("dbqueue", "after")]
 
 
 def test_no_calls_store_nothing():
@@ -218,3 +244,16 @@ def test_bulk_tasks_run_like_any_other():
 def test_sync_runs_every_task_before_returning():
     stored = enqueue_many([(tasks.add, (n, 1)) for n in range(3)], sync=True)
     assert [result(task.id) for task in stored] == [1, 2, 3]
+
+
+def test_text_with_copy_escapes_is_stored_as_given():
+    # COPY's text format escapes tabs, newlines and backslashes (PostgreSQL).
+    awkward = "tab\there\nnewline \\N back\\slash, 'quote' \"dq\" é ✓"
+    [task] = enqueue_many(
+        [(tasks.add, (1, 2), {"task_name": awkward, "group": awkward})]
+    )
+    stored = Task.objects.get(id=task.id)
+    assert (stored.name, stored.group) == (awkward, awkward)
+    assert stored.args == (1, 2)
+    assert stored.status == Status.QUEUED
+    assert stored.attempt_log == []

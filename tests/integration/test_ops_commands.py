@@ -609,3 +609,30 @@ def test_a_bad_health_max_lag_is_a_system_check_error(value):
     assert errors[0].msg.startswith(
         "DBQUEUE_HEALTH_MAX_LAG must be a positive number of seconds or None"
     )
+
+
+def test_qinfo_marks_a_depth_past_the_count_limit_as_at_least(settings):
+    settings.DBQUEUE_DEPTH_COUNT_LIMIT = 2
+    for _ in range(3):
+        api.async_task(tasks.add, 1, 2, queue="emails")
+    api.async_task(tasks.add, 1, 2, queue="emails", countdown=600)
+    api.async_task(tasks.add, 1, 2, queue="default")
+    data = json.loads(run("qinfo", "--json")[0])
+    queues = {queue["name"]: queue for queue in data["queues"]}
+    emails = queues["emails"]
+    assert (emails["queued"], emails["due"], emails["waiting"]) == (3, 2, 1)
+    assert (
+        emails["queued_capped"],
+        emails["due_capped"],
+        emails["waiting_capped"],
+    ) == (True, True, False)
+    assert not queues["default"]["queued_capped"]
+    out, _ = run("qinfo")
+    lines = {
+        line.split()[0]: line.split()
+        for line in out.splitlines()
+        if line[:2] == "  " and line.split()
+    }
+    assert lines["emails"][1:4] == ["≥3", "≥2", "1"]
+    assert lines["default"][1:4] == ["1", "1", "0"]
+    assert "≥: counting stopped at DBQUEUE_DEPTH_COUNT_LIMIT (2); there are more" in out

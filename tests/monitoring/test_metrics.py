@@ -358,3 +358,19 @@ def test_the_metrics_port_serves_the_same_numbers(worker):
         )
         == 1
     )
+
+
+def test_a_depth_past_the_count_limit_is_flagged_as_capped(client, settings):
+    settings.DBQUEUE_DEPTH_COUNT_LIMIT = 2
+    for _ in range(3):
+        async_task(tasks.add, 1, 1)
+    async_task(tasks.add, 1, 1, countdown=3600)
+    async_task(monitoring_tasks.report, 1)
+    samples = scrape(client)
+    assert value(samples, "dbqueue_queue_depth", queue="default") == 2
+    assert value(samples, "dbqueue_queue_depth_capped", queue="default") == 1
+    assert value(samples, "dbqueue_queue_scheduled", queue="default") == 1
+    assert value(samples, "dbqueue_queue_scheduled_capped", queue="default") == 0
+    assert value(samples, "dbqueue_queue_depth", queue="reports") == 1
+    assert value(samples, "dbqueue_queue_depth_capped", queue="reports") == 0
+    assert ("dbqueue_queue_depth_capped", (("queue", "reports"),)) in samples

@@ -5,6 +5,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.core import signing
 
 from dbqueue import exceptions, serialization
 
@@ -126,6 +127,31 @@ def test_rotated_key_in_fallbacks_still_verifies(settings):
     settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
     settings.SECRET_KEY = "the-new-key"  # noqa: S105
     assert serialization.loads_payload("m.f", stored) == ((1,), {})
+
+
+def test_signatures_are_djangos_signer_byte_for_byte(settings):
+    # Rows written before dbqueue kept its derived keys were signed by
+    # django.core.signing.Signer; both must keep verifying each other's.
+    salt = "dbqueue.payload:m.f:m.h"
+    theirs = signing.Signer(salt=salt, algorithm="sha256")
+    stored = serialization.dumps_payload("m.f", (1, "é"), {"k": [2]}, hook="m.h")
+    text = stored.rpartition(":")[0]
+    assert stored == theirs.sign(text)
+    assert serialization.loads_payload("m.f", theirs.sign(text), hook="m.h") == (
+        (1, "é"),
+        {"k": [2]},
+    )
+    settings.SECRET_KEY = "another-key"  # noqa: S105
+    assert serialization.dumps_payload(
+        "m.f", (1, "é"), {"k": [2]}, hook="m.h"
+    ) == signing.Signer(salt=salt, algorithm="sha256").sign(text)
+
+
+def test_a_signature_that_is_not_ascii_is_refused_not_crashed_on():
+    stored = serialization.dumps_payload("m.f", (1,), {})
+    for forged in (stored[:-1] + "é", stored[:-1] + "\udcff", "no-separator"):
+        with pytest.raises(exceptions.PayloadSignatureError):
+            serialization.loads_payload("m.f", forged)
 
 
 @pytest.mark.parametrize(

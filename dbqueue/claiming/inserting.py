@@ -1,0 +1,186 @@
+"""Writing new task rows: the enqueue side of the queue, one statement per task.
+
+Enqueue is the write a project makes most often, usually inside a web
+request, so it costs what the database's own INSERT costs and little more:
+
+- The INSERT is compiled once per database by Django's own compiler and kept;
+  ``Model.save()`` would compile it again for every task. Each value still
+  goes through its field's ``get_db_prep_save()``, so what is stored is what
+  ``save(force_insert=True)`` stores, on every vendor.
+- On PostgreSQL the NOTIFY that wakes idle workers (see
+  :mod:`dbqueue.claiming.listen`) rides in the same statement. Sent as a
+  statement of its own, outside a transaction, it was a second commit.
+- A batch (``enqueue_many``) is streamed with COPY on PostgreSQL, and goes
+  in multi-row INSERTs elsewhere, all in the caller's transaction or one of
+  its own.
+
+``Task``'s ``pre_save``/``post_save`` signals are not sent, as with
+``bulk_create()``; dbqueue's own ``task_enqueuing``/``task_enqueued`` are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.db import connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field
+from django.db.models.sql import InsertQuery
+from django.utils import timezone
+
+from dbqueue import models
+from dbqueue.claiming import listen, postgresql
+
+# Rows per INSERT statement of a batch at most (fewer where the vendor limits
+# the parameters of one statement, as SQLite does): a statement this size
+# stays under MySQL's max_allowed_packet.
+BATCH_ROWS = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class Statement:
+    """An INSERT of Task rows compiled for one database, with its fields in order."""
+
+    fields: tuple[Field[Any, Any], ...]
+    head: str  # INSERT INTO … (columns) VALUES
+    row: str  # (%s, %s, …): one row's placeholders
+    copy: str  # COPY … (columns) FROM STDIN, for PostgreSQL
+    # Per field: get_db_prep_save, or None where it hands the value back as it is.
+    prepare: tuple[Callable[..., Any] | None, ...]
+
+    def sql(self, rows: int) -> str:
+        return f"{self.head} {', '.join([self.row] * rows)}"
+
+    def values(self, task: models.Task, connection: BaseDatabaseWrapper) -> list[Any]:
+        row = []
+        for field, prepare in zip(self.fields, self.prepare, strict=True):
+            value = getattr(task, field.attname)
+            row.append(value if prepare is None else prepare(value, connection))
+        return row
+
+
+def insert(task: models.Task, *, using: str) -> None:
+    """INSERT one new task; on PostgreSQL its NOTIFY goes in the same statement."""
+    connection = connections[using]
+    statement = _statement(connection)
+    sql = statement.sql(1)
+    params = statement.values(task, connection)
+    if connection.vendor == "postgresql":
+        sql, params = listen.with_notify(
+            sql, params, listen.notices([(task.queue, task.run_after)], timezone.now())
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    _mark_stored(task, using)
+
+
+def insert_many(tasks: Sequence[models.Task], *, using: str) -> None:
+    """INSERT new tasks in as few statements as the vendor allows, in one transaction.
+
+    On PostgreSQL the rows are streamed with COPY, and idle workers hear of
+    each queue's earliest task.
+    """
+    connection = connections[using]
+    statement = _statement(connection)
+    with transaction.atomic(using=using, savepoint=False):
+        if connection.vendor == "postgresql" and postgresql.can_copy(connection):
+            postgresql.copy_rows(
+                connection,
+                statement.copy,
+                [statement.values(task, connection) for task in tasks],
+            )
+        else:
+            _insert_rows(connection, statement, tasks)
+        if connection.vendor == "postgresql":
+            due = [(task.queue, task.run_after) for task in tasks]
+            listen.notify(connection, listen.notices(due, timezone.now()))
+    for task in tasks:
+        _mark_stored(task, using)
+
+
+def _insert_rows(
+    connection: BaseDatabaseWrapper,
+    statement: Statement,
+    tasks: Sequence[models.Task],
+) -> None:
+    size = max(
+        1, min(BATCH_ROWS, connection.ops.bulk_batch_size(statement.fields, tasks))
+    )
+    with connection.cursor() as cursor:
+        for start in range(0, len(tasks), size):
+            chunk = tasks[start : start + size]
+            sql = statement.sql(len(chunk))
+            params = [
+                value for task in chunk for value in statement.values(task, connection)
+            ]
+            cursor.execute(sql, params)
+
+
+def _mark_stored(task: models.Task, using: str) -> None:
+    # What save() records on the instance: it is in the database now, and which.
+    task._state.adding = False
+    task._state.db = using
+
+
+def _statement(connection: BaseDatabaseWrapper) -> Statement:
+    key = (connection.alias, connection.vendor)
+    statement = _statements.get(key)
+    if statement is None:
+        statement = _statements[key] = _compile(connection)
+    return statement
+
+
+def _compile(connection: BaseDatabaseWrapper) -> Statement:
+    """Compile a one-row INSERT with Django's compiler and take it apart."""
+    fields = tuple(models.Task._meta.local_concrete_fields)
+    query = InsertQuery(models.Task)
+    query.insert_values(fields, [models.Task()])
+    [(sql, _)] = query.get_compiler(connection=connection).as_sql()
+    head, separator, row = sql.partition(" VALUES ")
+    if not separator or row.count("%s") != len(fields):
+        raise RuntimeError(f"Unexpected INSERT compiled for dbqueue_task: {sql}")
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(field.column)) for field in fields)
+    copy = f"COPY {quote(models.Task._meta.db_table)} ({columns}) FROM STDIN"
+    return Statement(
+        fields=fields,
+        head=f"{head} VALUES",
+        row=row,
+        copy=copy,
+        prepare=tuple(_preparer(field, connection) for field in fields),
+    )
+
+
+# Fields whose get_db_prep_save() returns a value of the type dbqueue stores
+# in them unchanged on PostgreSQL, whose driver takes str, int, float, bool,
+# UUID and aware datetimes as they are. A row has thirty fields, and the
+# calls cost more than a bulk enqueue's whole budget per task.
+PASS_THROUGH_ON_POSTGRESQL = frozenset(
+    {
+        "BooleanField",
+        "CharField",
+        "DateTimeField",
+        "FloatField",
+        "IntegerField",
+        "PositiveIntegerField",
+        "SmallIntegerField",
+        "TextField",
+        "UUIDField",
+    }
+)
+
+
+def _preparer(
+    field: Field[Any, Any], connection: BaseDatabaseWrapper
+) -> Callable[..., Any] | None:
+    if (
+        connection.vendor == "postgresql"
+        and field.get_internal_type() in PASS_THROUGH_ON_POSTGRESQL
+    ):
+        return None
+    return field.get_db_prep_save
+
+
+_statements: dict[tuple[str, str], Statement] = {}
