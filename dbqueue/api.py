@@ -8,6 +8,7 @@ instead when the task itself has a parameter with a reserved name.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import functools
 import logging
@@ -19,7 +20,9 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.core.signals import setting_changed
 from django.db import transaction
+from django.dispatch import receiver
 from django.utils import timezone
 
 from dbqueue import (
@@ -183,6 +186,96 @@ def build_task(
     when it runs (a chain link's previous result), for the signature check.
     """
     registered = registry.resolve(func)
+    shape = _shape(
+        registered,
+        (
+            task_name,
+            group,
+            hook,
+            save,
+            timeout,
+            queue,
+            priority,
+            max_attempts,
+            on_orphan,
+        ),
+    )
+    now = timezone.now()
+    key, held_until = uniqueness.validate(unique_key, unique_for, now)
+    if key is not None:
+        validation.check_storable(key, "unique_key")
+    run_after = _run_after(now, countdown, eta)
+    expires_at = _expires(now, expires)
+    payload = serialization.dumps_payload(
+        registered.path,
+        args,
+        {} if kwargs is None else kwargs,
+        func=registered.func,
+        hook=shape.hook,
+        serializer=serializer if serializer is not None else registered.serializer,
+    )
+    # After the payload, which checked the types of args and kwargs.
+    registered.check_call((None,) * passed_before + tuple(args), kwargs or {})
+    return models.Task.new(
+        **shape.fields,
+        payload=payload,
+        run_after=run_after,
+        expires_at=expires_at,
+        unique_key=key,
+        unique_hold=key,
+        unique_until=held_until,
+        enqueued_at=now,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shape:
+    """What a call's options decide about its row, checked once per way of calling.
+
+    A bulk enqueue or a view calls the same task the same way thousands of
+    times; checking its name, queue, priority, hook and the rest again for
+    every call cost more than storing the row.
+    """
+
+    hook: str
+    fields: dict[str, Any]
+
+
+# Shapes seen lately, by task and option values. Any settings change
+# empties it: the defaults of the options come from DBQUEUE_* settings.
+_shapes: dict[tuple[Any, ...], _Shape] = {}
+SHAPES_KEPT = 256
+
+
+def _shape(registered: registry.TaskFunction, given: tuple[Any, ...]) -> _Shape:
+    # The type is part of the key: True == 1 and 1 == 1.0, but priority=True
+    # is an error and priority=1 is not.
+    key = (registered, *[(type(value), value) for value in given])
+    try:
+        return _shapes[key]
+    except KeyError:
+        pass
+    except TypeError:  # an option that cannot be a key: check it every time
+        return _check_shape(registered, *given)
+    shape = _check_shape(registered, *given)
+    if len(_shapes) >= SHAPES_KEPT:
+        _shapes.clear()
+    _shapes[key] = shape
+    return shape
+
+
+def _check_shape(
+    registered: registry.TaskFunction,
+    task_name: str | None,
+    group: str | None,
+    hook: str | Callable[..., Any] | None,
+    save: bool | None,
+    timeout: float | None,
+    queue: str | None,
+    priority: int | None,
+    max_attempts: int | None,
+    on_orphan: str | None,
+) -> _Shape:
     given = {
         "task_name": task_name,
         "group": group,
@@ -195,42 +288,33 @@ def build_task(
         "on_orphan": on_orphan,
     }
     opts = {**registered.defaults, **{k: v for k, v in given.items() if v is not None}}
-    now = timezone.now()
     hook_path = validation.hook_path(opts.get("hook"))
-    key, held_until = uniqueness.validate(unique_key, unique_for, now)
-    if key is not None:
-        validation.check_storable(key, "unique_key")
-    task = models.Task.new(
-        name=validation.text(opts.get("task_name", registered.path), "task_name", 255),
-        func=registered.path,
-        queue=validation.queue_name(opts.get("queue", settings.DEFAULT_QUEUE)),
-        priority=validation.priority(opts.get("priority", 0)),
-        run_after=_run_after(now, countdown, eta),
-        expires_at=_expires(now, expires),
-        max_attempts=validation.positive_int(
-            opts.get("max_attempts", settings.MAX_ATTEMPTS), "max_attempts"
-        ),
-        timeout=validation.timeout(opts.get("timeout", settings.TIMEOUT)),
-        keep_result=validation.keep_result(opts.get("save")),
-        on_orphan=validation.on_orphan(opts.get("on_orphan", models.OnOrphan.RETRY)),
-        group=validation.text(opts.get("group", ""), "group", 255),
+    return _Shape(
         hook=hook_path,
-        unique_key=key,
-        unique_hold=key,
-        unique_until=held_until,
-        enqueued_at=now,
+        fields={
+            "name": validation.text(
+                opts.get("task_name", registered.path), "task_name", 255
+            ),
+            "func": registered.path,
+            "queue": validation.queue_name(opts.get("queue", settings.DEFAULT_QUEUE)),
+            "priority": validation.priority(opts.get("priority", 0)),
+            "max_attempts": validation.positive_int(
+                opts.get("max_attempts", settings.MAX_ATTEMPTS), "max_attempts"
+            ),
+            "timeout": validation.timeout(opts.get("timeout", settings.TIMEOUT)),
+            "keep_result": validation.keep_result(opts.get("save")),
+            "on_orphan": validation.on_orphan(
+                opts.get("on_orphan", models.OnOrphan.RETRY)
+            ),
+            "group": validation.text(opts.get("group", ""), "group", 255),
+            "hook": hook_path,
+        },
     )
-    task.payload = serialization.dumps_payload(
-        registered.path,
-        args,
-        {} if kwargs is None else kwargs,
-        func=registered.func,
-        hook=hook_path,
-        serializer=serializer if serializer is not None else registered.serializer,
-    )
-    # After the payload, which checked the types of args and kwargs.
-    registered.check_call((None,) * passed_before + tuple(args), kwargs or {})
-    return task
+
+
+@receiver(setting_changed)
+def _forget_shapes(**kwargs: Any) -> None:
+    _shapes.clear()
 
 
 def insert(task: models.Task, *, on_conflict: str | None = None) -> models.Task:

@@ -82,11 +82,12 @@ def insert_many(
     enqueued_at = tasks[0].enqueued_at
     for task in tasks:
         task.enqueued_at = enqueued_at
-        signals.send(signals.task_enqueuing, sender=models.Task, task=task)
+    signals.send_each(signals.task_enqueuing, models.Task, tasks)
     claiming.insert_many(tasks, using=models.queue_db())
-    for task in tasks:
-        signals.send(signals.task_enqueued, sender=models.Task, task=task)
-        task_logging.enqueued(logger, task)
+    signals.send_each(signals.task_enqueued, models.Task, tasks)
+    if logger.isEnabledFor(logging.INFO):  # as task_logging.enqueued() logs
+        for task in tasks:
+            task_logging.enqueued(logger, task)
     if sync if sync is not None else settings.SYNC:
         from dbqueue.cluster import worker
 

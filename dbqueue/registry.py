@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from dbqueue import models
 
 _tasks: dict[str, TaskFunction] = {}
+# Argument shapes each task remembers as binding to its signature, at most.
+CALL_SHAPES_KEPT = 64
 _discovered = False
 _discover_lock = threading.Lock()
 
@@ -74,6 +76,8 @@ class TaskFunction:
         # Parameter names and positional indices whose values are hidden from
         # the admin, logs and error messages (see dbqueue.redaction).
         self.secret_args = _secret_args(func, secret_args)
+        # (number of arguments, keyword names...) of calls seen to bind.
+        self._calls_that_bind: set[tuple[Any, ...]] = set()
         self.defaults: dict[str, Any] = {
             key: value
             for key, value in {
@@ -118,12 +122,19 @@ class TaskFunction:
         signature = self._signature
         if signature is None:
             return  # nothing to check against (some builtins)
+        # Whether a call binds depends only on how many arguments it passes
+        # and which names, so each such shape is checked once.
+        shape = (len(args), *kwargs)
+        if shape in self._calls_that_bind:
+            return
         try:
             signature.bind(*self.leading_arguments(), *args, **kwargs)
         except TypeError as exc:
             raise TypeError(
                 f"{self.path}() cannot be called with these arguments: {exc}."
             ) from None
+        if len(self._calls_that_bind) < CALL_SHAPES_KEPT:
+            self._calls_that_bind.add(shape)
 
     def leading_arguments(self) -> tuple[Any, ...]:
         """Placeholders for what run() passes before the call's own arguments."""

@@ -167,8 +167,8 @@ class _Signer:
         self.salt = salt
 
     def signature(self, value: str, secret: str | bytes) -> str:
-        digest = hmac.new(_derived_key(self.salt, secret), value.encode(), "sha256")
-        return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+        digest = hmac.digest(_derived_key(self.salt, secret), value.encode(), "sha256")
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
     def sign(self, value: str) -> str:
         return f"{value}:{self.signature(value, django_settings.SECRET_KEY)}"

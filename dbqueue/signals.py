@@ -24,6 +24,7 @@ Django-Q's ``pre_enqueue``, ``pre_execute`` and ``post_execute`` are
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from django.dispatch import Signal
@@ -37,6 +38,13 @@ task_finished = Signal()
 task_failed = Signal()
 task_retrying = Signal()
 task_dead_lettered = Signal()
+
+
+def send_each(signal: Signal, sender: Any, tasks: Iterable[Any]) -> None:
+    """send() `signal` once per task (as ``task=``), skipping the loop when nobody listens."""
+    if signal.has_listeners(sender):
+        for task in tasks:
+            send(signal, sender, task=task)
 
 
 def send(signal: Signal, sender: Any, **kwargs: Any) -> None:

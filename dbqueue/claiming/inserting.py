@@ -21,6 +21,7 @@ request, so it costs what the database's own INSERT costs and little more:
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -47,17 +48,19 @@ class Statement:
     head: str  # INSERT INTO … (columns) VALUES
     row: str  # (%s, %s, …): one row's placeholders
     copy: str  # COPY … (columns) FROM STDIN, for PostgreSQL
-    # Per field: get_db_prep_save, or None where it hands the value back as it is.
-    prepare: tuple[Callable[..., Any] | None, ...]
+    # Reads every field's value off a task, in order, in one call.
+    read: Callable[[models.Task], tuple[Any, ...]]
+    # (position, get_db_prep_save) of each field whose value the driver
+    # cannot take as it is.
+    prepare: tuple[tuple[int, Callable[..., Any]], ...]
 
     def sql(self, rows: int) -> str:
         return f"{self.head} {', '.join([self.row] * rows)}"
 
     def values(self, task: models.Task, connection: BaseDatabaseWrapper) -> list[Any]:
-        row = []
-        for field, prepare in zip(self.fields, self.prepare, strict=True):
-            value = getattr(task, field.attname)
-            row.append(value if prepare is None else prepare(value, connection))
+        row = list(self.read(task))
+        for position, prepare in self.prepare:
+            row[position] = prepare(row[position], connection)
         return row
 
 
@@ -149,7 +152,12 @@ def _compile(connection: BaseDatabaseWrapper) -> Statement:
         head=f"{head} VALUES",
         row=row,
         copy=copy,
-        prepare=tuple(_preparer(field, connection) for field in fields),
+        read=operator.attrgetter(*(field.attname for field in fields)),
+        prepare=tuple(
+            (position, prepare)
+            for position, field in enumerate(fields)
+            if (prepare := _preparer(field, connection)) is not None
+        ),
     )
 
 
@@ -180,7 +188,23 @@ def _preparer(
         and field.get_internal_type() in PASS_THROUGH_ON_POSTGRESQL
     ):
         return None
+    if field.get_internal_type() == "JSONField":
+        return _json_preparer(field, connection)
     return field.get_db_prep_save
+
+
+def _json_preparer(
+    field: Field[Any, Any], connection: BaseDatabaseWrapper
+) -> Callable[..., Any]:
+    """get_db_prep_save, with the new task's empty attempt log encoded once."""
+    empty = field.get_db_prep_save([], connection)
+
+    def prepare(value: Any, connection: BaseDatabaseWrapper) -> Any:
+        if type(value) is list and not value:
+            return empty
+        return field.get_db_prep_save(value, connection)
+
+    return prepare
 
 
 _statements: dict[tuple[str, str], Statement] = {}

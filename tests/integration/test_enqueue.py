@@ -233,3 +233,70 @@ def test_a_chain_link_that_takes_the_previous_result_is_checked_with_it():
     with pytest.raises(TypeError, match="missing a required argument"):
         async_chain([(tasks.add, (1, 2)), (tasks.add, (), {"pass_result": True})])
     assert Task.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("good", "bad", "error"),
+    [
+        # Equal as dict keys (True == 1), but only one of each pair is valid.
+        ({"priority": 1}, {"priority": True}, ValueError),
+        ({"save": True}, {"save": 1}, TypeError),
+        ({"max_attempts": 1}, {"max_attempts": 1.0}, ValueError),
+    ],
+)
+def test_options_are_checked_again_when_equal_to_a_valid_call_but_of_another_type(
+    good, bad, error
+):
+    async_task(tasks.add, 1, 2, **good)
+    with pytest.raises(error):
+        async_task(tasks.add, 1, 2, **bad)
+    assert Task.objects.count() == 1
+
+
+def test_a_call_that_binds_does_not_let_a_later_one_of_another_arity_through():
+    async_task(tasks.add, 1, 2)
+    async_task(tasks.add, 1, b=2)
+    with pytest.raises(TypeError, match="missing a required argument"):
+        async_task(tasks.add, 1)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'c'"):
+        async_task(tasks.add, 1, 2, c=3)
+    assert Task.objects.count() == 2
+
+
+def test_a_changed_setting_reaches_the_next_enqueue_of_the_same_call(settings):
+    first = Task.objects.get(pk=async_task(tasks.add, 1, 2))
+    settings.DBQUEUE_DEFAULT_QUEUE = "elsewhere"
+    settings.DBQUEUE_MAX_ATTEMPTS = 7
+    second = Task.objects.get(pk=async_task(tasks.add, 1, 2))
+    assert (first.queue, first.max_attempts) == ("default", 3)
+    assert (second.queue, second.max_attempts) == ("elsewhere", 7)
+
+
+def test_a_new_task_is_made_through_django_when_something_listens_to_model_init():
+    from django.db.models.signals import post_init
+
+    seen = []
+
+    def listener(sender, instance, **kwargs):
+        seen.append(instance.queue)
+
+    post_init.connect(listener, sender=Task)
+    try:
+        task_id = async_task(tasks.add, 1, 2, queue="watched")
+    finally:
+        post_init.disconnect(listener, sender=Task)
+    assert seen == ["watched"]
+    stored = Task.objects.get(pk=task_id)
+    assert stored.queue == "watched"
+
+
+def test_a_task_made_without_django_init_is_a_normal_unsaved_instance():
+    task = Task.new(name="n", func="tests.testapp.tasks.add")
+    assert task._state.adding
+    assert task._state.db is None
+    assert task.status == Status.QUEUED
+    assert task.attempt_log == []
+    task.save(force_insert=True)
+    assert Task.objects.get(pk=task.pk).name == "n"
+    with pytest.raises(TypeError, match="no field"):
+        Task.new(colour="red")
