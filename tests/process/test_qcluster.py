@@ -26,8 +26,11 @@ def test_two_workers_run_every_task_exactly_once(cluster):
     labels = [str(i) for i in range(TASKS)]
     from dbqueue.api import enqueue
 
+    # A millisecond per task: two seconds of work for each worker, so both
+    # take part even when the second one starts late on a loaded machine
+    # (a no-op backlog of this size was drained by the first one alone).
     for label in labels:
-        enqueue(tasks.record, (label,))
+        enqueue(tasks.sleep_then_record, (label, 0.001))
     run = cluster("--workers", "2", "--burst")
     code = run.wait(timeout=240)
     output = run.output()
