@@ -284,7 +284,8 @@ class Task(models.Model):
             if name not in values:
                 row[name] = make()
         if pre_init.has_listeners(cls) or post_init.has_listeners(cls):
-            return cls(*row.values())
+            positional: Any = row.values()
+            return cls(*positional)
         task = cls.__new__(cls)
         task._state = ModelState()
         task.__dict__.update(row)
