@@ -130,8 +130,20 @@ def insert(task: models.Task, policy: str) -> models.Task:
             continue
         if policy == "raise":
             raise exceptions.DuplicateTask(key, holder.id)
-        if policy == "replace" and _withdraw(holder, task):
-            continue
+        if policy == "replace":
+            try:
+                if _withdraw(holder, task):
+                    continue
+            except DatabaseError as exc:
+                # Racing replacers can deadlock on InnoDB here too; retried
+                # as the INSERT's deadlock is, and only outside a transaction.
+                if transaction.get_connection(db).in_atomic_block or not (
+                    claiming.is_transient(exc)
+                ):
+                    raise
+                last_error = exc
+                time.sleep(0.01 * attempt)
+                continue
         logger.debug(
             "Task %s not stored: unique_key=%r is held by task %s (%s).",
             task.id,
