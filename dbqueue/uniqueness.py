@@ -108,42 +108,33 @@ def insert(task: models.Task, policy: str) -> models.Task:
     )
     for attempt in range(1, TRIES + 1):
         try:
-            with transaction.atomic(using=db):
-                claiming.insert(task, using=db)
-            return task
-        except IntegrityError as exc:
-            last_error = exc
+            try:
+                with transaction.atomic(using=db):
+                    claiming.insert(task, using=db)
+                return task
+            except IntegrityError as exc:
+                last_error = exc
+            holder = models.Task.objects.using(db).filter(unique_hold=key).first()
+            if holder is None:
+                continue  # released between our INSERT and the read; try again
+            if _release_if_lapsed(holder):
+                continue
+            if policy == "raise":
+                raise exceptions.DuplicateTask(key, holder.id)
+            if policy == "replace" and _withdraw(holder, task):
+                continue
         except DatabaseError as exc:
-            # A deadlock among racing inserts on InnoDB. Only retried outside
-            # the caller's transaction: inside one, the server rolled it back.
+            # Racing writers of one key can deadlock on InnoDB: in the INSERT,
+            # or in the UPDATE that releases or withdraws the holder. Retried
+            # only outside the caller's transaction: inside one, the server
+            # rolled it back.
             if transaction.get_connection(db).in_atomic_block or not (
-                claiming.is_transient(exc)
+                claiming.is_transient(exc, using=db)
             ):
                 raise
             last_error = exc
             time.sleep(0.01 * attempt)
             continue
-        holder = models.Task.objects.using(db).filter(unique_hold=key).first()
-        if holder is None:
-            continue  # released between our INSERT and the read; try again
-        if _release_if_lapsed(holder):
-            continue
-        if policy == "raise":
-            raise exceptions.DuplicateTask(key, holder.id)
-        if policy == "replace":
-            try:
-                if _withdraw(holder, task):
-                    continue
-            except DatabaseError as exc:
-                # Racing replacers can deadlock on InnoDB here too; retried
-                # as the INSERT's deadlock is, and only outside a transaction.
-                if transaction.get_connection(db).in_atomic_block or not (
-                    claiming.is_transient(exc)
-                ):
-                    raise
-                last_error = exc
-                time.sleep(0.01 * attempt)
-                continue
         logger.debug(
             "Task %s not stored: unique_key=%r is held by task %s (%s).",
             task.id,
