@@ -8,7 +8,6 @@ instead when the task itself has a parameter with a reserved name.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime
 import functools
 import logging
@@ -186,19 +185,19 @@ def build_task(
     when it runs (a chain link's previous result), for the signature check.
     """
     registered = registry.resolve(func)
-    shape = _shape(
+    fields = _checked_options(
         registered,
-        (
-            task_name,
-            group,
-            hook,
-            save,
-            timeout,
-            queue,
-            priority,
-            max_attempts,
-            on_orphan,
-        ),
+        {
+            "task_name": task_name,
+            "group": group,
+            "hook": hook,
+            "save": save,
+            "timeout": timeout,
+            "queue": queue,
+            "priority": priority,
+            "max_attempts": max_attempts,
+            "on_orphan": on_orphan,
+        },
     )
     now = timezone.now()
     key, held_until = uniqueness.validate(unique_key, unique_for, now)
@@ -211,13 +210,13 @@ def build_task(
         args,
         {} if kwargs is None else kwargs,
         func=registered.func,
-        hook=shape.hook,
+        hook=fields["hook"],
         serializer=serializer if serializer is not None else registered.serializer,
     )
     # After the payload, which checked the types of args and kwargs.
     registered.check_call((None,) * passed_before + tuple(args), kwargs or {})
     return models.Task.new(
-        **shape.fields,
+        **fields,
         payload=payload,
         run_after=run_after,
         expires_at=expires_at,
@@ -228,93 +227,60 @@ def build_task(
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class _Shape:
-    """What a call's options decide about its row, checked once per way of calling.
-
-    A bulk enqueue or a view calls the same task the same way thousands of
-    times; checking its name, queue, priority, hook and the rest again for
-    every call cost more than storing the row.
-    """
-
-    hook: str
-    fields: dict[str, Any]
+# The checked options of calls seen lately, by task and option values: a
+# bulk enqueue or a view calls one task the same way thousands of times, and
+# checking its name, queue, priority, hook and the rest again for every call
+# cost more than storing the row. Any settings change empties it: the
+# defaults of the options come from DBQUEUE_* settings.
+_checked: dict[tuple[Any, ...], dict[str, Any]] = {}
+CHECKED_KEPT = 256
 
 
-# Shapes seen lately, by task and option values. Any settings change
-# empties it: the defaults of the options come from DBQUEUE_* settings.
-_shapes: dict[tuple[Any, ...], _Shape] = {}
-SHAPES_KEPT = 256
-
-
-def _shape(registered: registry.TaskFunction, given: tuple[Any, ...]) -> _Shape:
+def _checked_options(
+    registered: registry.TaskFunction, given: dict[str, Any]
+) -> dict[str, Any]:
+    """Return the Task fields that a call's options (and the task's defaults) decide."""
     # The type is part of the key: True == 1 and 1 == 1.0, but priority=True
     # is an error and priority=1 is not.
-    key = (registered, *[(type(value), value) for value in given])
+    key = (registered, *[(type(value), value) for value in given.values()])
     try:
-        return _shapes[key]
+        return _checked[key]
     except KeyError:
         pass
     except TypeError:  # an option that cannot be a key: check it every time
-        return _check_shape(registered, *given)
-    shape = _check_shape(registered, *given)
-    if len(_shapes) >= SHAPES_KEPT:
-        _shapes.clear()
-    _shapes[key] = shape
-    return shape
+        return _check_options(registered, given)
+    fields = _check_options(registered, given)
+    if len(_checked) >= CHECKED_KEPT:
+        _checked.clear()
+    _checked[key] = fields
+    return fields
 
 
-def _check_shape(
-    registered: registry.TaskFunction,
-    task_name: str | None,
-    group: str | None,
-    hook: str | Callable[..., Any] | None,
-    save: bool | None,
-    timeout: float | None,
-    queue: str | None,
-    priority: int | None,
-    max_attempts: int | None,
-    on_orphan: str | None,
-) -> _Shape:
-    given = {
-        "task_name": task_name,
-        "group": group,
-        "hook": hook,
-        "save": save,
-        "timeout": timeout,
-        "queue": queue,
-        "priority": priority,
-        "max_attempts": max_attempts,
-        "on_orphan": on_orphan,
-    }
+def _check_options(
+    registered: registry.TaskFunction, given: dict[str, Any]
+) -> dict[str, Any]:
     opts = {**registered.defaults, **{k: v for k, v in given.items() if v is not None}}
-    hook_path = validation.hook_path(opts.get("hook"))
-    return _Shape(
-        hook=hook_path,
-        fields={
-            "name": validation.text(
-                opts.get("task_name", registered.path), "task_name", 255
-            ),
-            "func": registered.path,
-            "queue": validation.queue_name(opts.get("queue", settings.DEFAULT_QUEUE)),
-            "priority": validation.priority(opts.get("priority", 0)),
-            "max_attempts": validation.positive_int(
-                opts.get("max_attempts", settings.MAX_ATTEMPTS), "max_attempts"
-            ),
-            "timeout": validation.timeout(opts.get("timeout", settings.TIMEOUT)),
-            "keep_result": validation.keep_result(opts.get("save")),
-            "on_orphan": validation.on_orphan(
-                opts.get("on_orphan", models.OnOrphan.RETRY)
-            ),
-            "group": validation.text(opts.get("group", ""), "group", 255),
-            "hook": hook_path,
-        },
-    )
+    return {
+        "name": validation.text(
+            opts.get("task_name", registered.path), "task_name", 255
+        ),
+        "func": registered.path,
+        "queue": validation.queue_name(opts.get("queue", settings.DEFAULT_QUEUE)),
+        "priority": validation.priority(opts.get("priority", 0)),
+        "max_attempts": validation.positive_int(
+            opts.get("max_attempts", settings.MAX_ATTEMPTS), "max_attempts"
+        ),
+        "timeout": validation.timeout(opts.get("timeout", settings.TIMEOUT)),
+        "keep_result": validation.keep_result(opts.get("save")),
+        "on_orphan": validation.on_orphan(opts.get("on_orphan", models.OnOrphan.RETRY)),
+        "group": validation.text(opts.get("group", ""), "group", 255),
+        "hook": validation.hook_path(opts.get("hook")),
+    }
 
 
 @receiver(setting_changed)
-def _forget_shapes(**kwargs: Any) -> None:
-    _shapes.clear()
+def _forget_checked_options(**kwargs: Any) -> None:
+    _checked.clear()
 
 
 def insert(task: models.Task, *, on_conflict: str | None = None) -> models.Task:

@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from asgiref.sync import async_to_sync
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.utils.module_loading import autodiscover_modules, import_string
 
 from dbqueue import exceptions, retries
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from dbqueue import models
 
 _tasks: dict[str, TaskFunction] = {}
+_plain: dict[str, TaskFunction] = {}  # DBQUEUE_TASKS entries, by path
 # Argument shapes each task remembers as binding to its signature, at most.
 CALL_SHAPES_KEPT = 64
 _discovered = False
@@ -340,6 +343,19 @@ def _secret_args(
 
 
 def _plain_callable(path: str) -> TaskFunction:
+    """The TaskFunction of a DBQUEUE_TASKS entry, made once per path.
+
+    Kept, like a decorated task, so that what a task remembers (its checked
+    argument shapes, enqueue's checked options keyed on it) holds for these
+    too; forgotten when a setting changes.
+    """
+    registered = _plain.get(path)
+    if registered is None:
+        registered = _plain[path] = _wrap_plain_callable(path)
+    return registered
+
+
+def _wrap_plain_callable(path: str) -> TaskFunction:
     try:
         target = import_string(path)
     except ImportError as exc:
@@ -386,3 +402,8 @@ def _not_found_message(path: str) -> str:
         message + " Tasks are found by importing each installed app's tasks module; "
         "check that the function is decorated with @task."
     )
+
+
+@receiver(setting_changed)
+def _forget_plain_callables(**kwargs: Any) -> None:
+    _plain.clear()

@@ -266,7 +266,8 @@ class Task(models.Model):
     def new(cls, **values: Any) -> Task:
         """Return an unsaved task with these field values and the defaults for the rest.
 
-        The same as Task(**values), in a fifth of the time. Django's keyword
+        The same as Task(**values), in about 40% of the time (11 against
+        26 µs with enqueue's seventeen values, id included). Django's keyword
         path looks up every field for every instance; its positional path
         (the one from_db() takes) only sets each attribute, between the
         pre_init and post_init signals. With no receiver of those for Task,

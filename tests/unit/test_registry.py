@@ -67,6 +67,14 @@ def test_plain_callable_listed_in_settings_is_allowed(settings):
     assert "django.core.mail.send_mail" in registry.registered_paths()
 
 
+def test_a_listed_callable_is_one_task_until_a_setting_changes(settings):
+    settings.DBQUEUE_TASKS = ["django.core.mail.send_mail"]
+    first = registry.resolve("django.core.mail.send_mail")
+    assert registry.resolve("django.core.mail.send_mail") is first
+    settings.DBQUEUE_TASKS = ["django.core.mail.send_mail", "os.getcwd"]
+    assert registry.resolve("django.core.mail.send_mail") is not first
+
+
 def test_listed_path_that_does_not_import_is_reported(settings):
     settings.DBQUEUE_TASKS = ["nowhere.at_all"]
     with pytest.raises(
