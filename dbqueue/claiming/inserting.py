@@ -7,6 +7,12 @@ request, so it costs what the database's own INSERT costs and little more:
   ``Model.save()`` would compile it again for every task. Each value still
   goes through its field's ``get_db_prep_save()``, so what is stored is what
   ``save(force_insert=True)`` stores, on every vendor.
+- The fields a new task leaves at a constant default (queued, no attempt,
+  no result, no lease) are written into a one-row INSERT as literals, so
+  a plain call sends 7 parameters, not 28. On PostgreSQL with psycopg 3 they
+  are sent apart from the SQL, whose text then stays the same from task to
+  task and is prepared where the connection's ``prepare_threshold`` allows
+  (see :func:`dbqueue.claiming.postgresql.binding_cursor`).
 - On PostgreSQL the NOTIFY that wakes idle workers (see
   :mod:`dbqueue.claiming.listen`) rides in the same statement. Sent as a
   statement of its own, outside a transaction, it was a second commit.
@@ -21,7 +27,9 @@ request, so it costs what the database's own INSERT costs and little more:
 from __future__ import annotations
 
 import dataclasses
+import json
 import operator
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -53,6 +61,15 @@ class Statement:
     # (position, get_db_prep_save) of each field whose value the driver
     # cannot take as it is.
     prepare: tuple[tuple[int, Callable[..., Any]], ...]
+    # (position, value, SQL literal) of each field whose default is a
+    # constant that can be written into the SQL itself.
+    constants: tuple[tuple[int, Any, str], ...] = ()
+    # The constant fields' values off a row read by `read`, and their defaults.
+    pick_constants: Callable[[tuple[Any, ...]], tuple[Any, ...]] = tuple
+    defaults: tuple[Any, ...] = ()
+    # The one-row INSERT for each shape of task (which fields are at their
+    # constant default), built when first needed.
+    shapes: dict[tuple[bool, ...], Shape] = dataclasses.field(default_factory=dict)
 
     def sql(self, rows: int) -> str:
         return f"{self.head} {', '.join([self.row] * rows)}"
@@ -63,18 +80,82 @@ class Statement:
             row[position] = prepare(row[position], connection)
         return row
 
+    def one(
+        self, task: models.Task, connection: BaseDatabaseWrapper
+    ) -> tuple[str, list[Any]]:
+        """The INSERT of one task, with its fields at a constant default written as literals.
+
+        A new task leaves most of its fields at their defaults (no
+        result, no error, no lease, no attempt yet). Written into the SQL,
+        they are neither encoded by the driver nor sent and decoded for
+        every task; the statement's text is still the same for every task of
+        the same shape, so a server that prepares it plans it once.
+        """
+        row = self.read(task)
+        # == and not identity: a validated value equal to the default is
+        # the same value in SQL ("RETRY" and OnOrphan.RETRY, 1 and True).
+        key = tuple(map(operator.eq, self.pick_constants(row), self.defaults))
+        shape = self.shapes.get(key)
+        if shape is None:
+            if len(self.shapes) >= SHAPES_KEPT:
+                self.shapes.clear()
+            shape = self.shapes[key] = self._shape(key)
+        params = [row[position] for position in shape.positions]
+        for index, prepare in shape.prepare:
+            params[index] = prepare(params[index], connection)
+        return shape.sql, params
+
+    def _shape(self, key: tuple[bool, ...]) -> Shape:
+        literal = {
+            position: sql
+            for (position, _, sql), constant in zip(self.constants, key, strict=True)
+            if constant
+        }
+        # The text around each field's %s, which may wrap it in a cast.
+        around = self.row.split("%s")
+        row = around[0] + "".join(
+            literal.get(position, "%s") + after
+            for position, after in enumerate(around[1:])
+        )
+        positions = [p for p in range(len(self.fields)) if p not in literal]
+        prepare = dict(self.prepare)
+        return Shape(
+            sql=f"{self.head} {row}",
+            positions=tuple(positions),
+            prepare=tuple(
+                (index, prepare[position])
+                for index, position in enumerate(positions)
+                if position in prepare
+            ),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Shape:
+    """A one-row INSERT with some fields written as literals, and where the rest come from."""
+
+    sql: str
+    positions: tuple[int, ...]  # the row's positions that are parameters, in order
+    prepare: tuple[tuple[int, Callable[..., Any]], ...]  # by index among the parameters
+
+
+# Shapes of one-row INSERT kept at most: a shape is a set of fields left at
+# their default, and a project's calls make a handful.
+SHAPES_KEPT = 64
+
 
 def insert(task: models.Task, *, using: str) -> None:
     """INSERT one new task; on PostgreSQL its NOTIFY goes in the same statement."""
     connection = connections[using]
-    statement = _statement(connection)
-    sql = statement.sql(1)
-    params = statement.values(task, connection)
+    sql, params = _statement(connection).one(task, connection)
     if connection.vendor == "postgresql":
         sql, params = listen.with_notify(
             sql, params, listen.notices([(task.queue, task.run_after)], timezone.now())
         )
-    with connection.cursor() as cursor:
+        cursor = postgresql.binding_cursor(connection)
+    else:
+        cursor = connection.cursor()
+    with cursor:
         cursor.execute(sql, params)
     _mark_stored(task, using)
 
@@ -139,7 +220,11 @@ def _compile(connection: BaseDatabaseWrapper) -> Statement:
     """Compile a one-row INSERT with Django's compiler and take it apart."""
     fields = tuple(models.Task._meta.local_concrete_fields)
     query = InsertQuery(models.Task)
-    query.insert_values(fields, [models.Task()])
+    # A blank instance, not Task(): a project's post_init receivers would
+    # hear of a task that never exists.
+    blank = models.Task.__new__(models.Task)
+    blank.__dict__.update({field.attname: None for field in fields})
+    query.insert_values(fields, [blank])
     [(sql, _)] = query.get_compiler(connection=connection).as_sql()
     head, separator, row = sql.partition(" VALUES ")
     if not separator or row.count("%s") != len(fields):
@@ -147,6 +232,12 @@ def _compile(connection: BaseDatabaseWrapper) -> Statement:
     quote = connection.ops.quote_name
     columns = ", ".join(quote(str(field.column)) for field in fields)
     copy = f"COPY {quote(models.Task._meta.db_table)} ({columns}) FROM STDIN"
+    constants = tuple(
+        (position, default, literal)
+        for position, field in enumerate(fields)
+        if (constant := _constant_default(field)) is not None
+        for default, literal in [constant]
+    )
     return Statement(
         fields=fields,
         head=f"{head} VALUES",
@@ -158,12 +249,50 @@ def _compile(connection: BaseDatabaseWrapper) -> Statement:
             for position, field in enumerate(fields)
             if (prepare := _preparer(field, connection)) is not None
         ),
+        constants=constants,
+        pick_constants=_picker([position for position, _, _ in constants]),
+        defaults=tuple(default for _, default, _ in constants),
     )
+
+
+def _picker(positions: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """Return what takes these positions off a row, as a tuple even for one."""
+    if len(positions) == 1:
+        [position] = positions
+        return lambda row: (row[position],)
+    return operator.itemgetter(*positions)
+
+
+# A string default written into SQL as it is: no quote or backslash to escape.
+PLAIN_TEXT = re.compile(r"[A-Za-z0-9_. -]*")
+
+
+def _constant_default(field: Field[Any, Any]) -> tuple[Any, str] | None:
+    """(default, SQL literal) for a field whose default every vendor reads the same as a literal."""
+    if field.primary_key:
+        return None
+    if field.has_default():
+        default = field.default() if callable(field.default) else field.default
+    elif field.null:
+        default = None
+    else:  # every task gives its own value
+        return None
+    if default is None:
+        return default, "NULL"
+    if isinstance(default, bool):
+        return default, "TRUE" if default else "FALSE"
+    if type(default) is int:
+        return default, str(default)
+    if isinstance(default, str) and PLAIN_TEXT.fullmatch(default):
+        return default, f"'{str.__str__(default)}'"
+    if field.get_internal_type() == "JSONField" and default in ([], {}):
+        return default, f"'{json.dumps(default)}'"
+    return None
 
 
 # Fields whose get_db_prep_save() returns a value of the type dbqueue stores
 # in them unchanged on PostgreSQL, whose driver takes str, int, float, bool,
-# UUID and aware datetimes as they are. A row has thirty fields, and the
+# UUID and aware datetimes as they are. A row has 28 fields, and the
 # calls cost more than a bulk enqueue's whole budget per task.
 PASS_THROUGH_ON_POSTGRESQL = frozenset(
     {
