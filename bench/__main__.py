@@ -7,7 +7,8 @@
 
 Prints one table (absolute figures, then dbqueue ÷ each other system, then
 issue 8's targets) and writes the same to bench/results/latest.json (or
-latest-short.json). Numbers are printed, never asserted. See docs/performance.md.
+latest-short.json). Numbers are printed, never asserted; the exit status is 1
+only when a workload of dbqueue or the floor crashed. See docs/performance.md.
 """
 
 from __future__ import annotations
@@ -155,7 +156,18 @@ def main() -> None:
     results["written"] = time.strftime("%Y-%m-%d %H:%M:%S %z")
     output.write_text(json.dumps(results, indent=2, default=str))
     print(f"\nwritten to {output}")
-    sys.exit(0)
+    # A figure never fails the run, but a crashed workload in one of the
+    # benchmark's own rows (dbqueue's, the floor's) is a regression that
+    # must not pass quietly. A system skipped for want of a server says so
+    # in the table; a peer that breaks is the peer's business.
+    broken = {
+        system.key: errors
+        for system in chosen
+        if not system.peer and (errors := results["systems"][system.key]["errors"])
+    }
+    for key, errors in broken.items():
+        print(f"{key} failed: {errors}", file=sys.stderr)
+    sys.exit(1 if broken else 0)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,10 @@ ORM = (
 )
 
 
+# The worker process's own frames, below the fork in the supervisor's stack.
+_WORKER = "Worker.run (dbqueue/cluster/worker.py"
+
+
 def _phase(frames: list[str]) -> str:
     for frame in reversed(frames):
         for name, needles in PHASES:
@@ -83,8 +87,10 @@ def summarise(raw: str, rate: float) -> dict:
             continue
         frames = stack.split(";")
         processes[frames[0]] += int(count)
-        if not any("dbqueue/cluster/worker.py" in f for f in frames):
-            continue  # the supervisor and the scheduler
+        if not any(_WORKER in frame for frame in frames):
+            # The supervisor and the scheduler, whose LISTEN wait goes
+            # through worker.py's wait_listening() too.
+            continue
         by_phase[_phase(frames)][_layer(frames)] += int(count)
     # The worker's idle waits are the moments before and after the drain
     # (py-spy attaches early and stops late), not a cost of any task.

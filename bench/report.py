@@ -120,6 +120,16 @@ def targets(summaries: dict[str, dict], claim_cost: dict | None) -> list[dict]:
         else None
     )
     add("enqueue 1/txn ÷ single-INSERT floor", share, 0.85, True, "x")
+    prepared = summaries.get("dbqueue-prepared", {})
+    add(
+        "  the same, OPTIONS prepare_threshold=5",
+        prepared["enqueue_single"] / floor["enqueue_single"]
+        if prepared.get("enqueue_single") and floor.get("enqueue_single")
+        else None,
+        0.85,
+        True,
+        "x",
+    )
     add("bulk enqueue", db.get("enqueue_bulk"), 60_000, True, "tasks/s")
     add("start latency p50", db.get("latency_p50"), 3.0, False, "ms")
     add("start latency p99", db.get("latency_p99"), 20.0, False, "ms")

@@ -24,6 +24,10 @@ DBQUEUE_POLL_INTERVAL_MAX = float(
 )
 if os.environ.get("DBQUEUE_BENCH_BATCH_SIZE"):
     DBQUEUE_BATCH_SIZE = int(os.environ["DBQUEUE_BENCH_BATCH_SIZE"])
+if os.environ.get("DBQUEUE_BENCH_PREPARE_THRESHOLD"):
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = int(
+        os.environ["DBQUEUE_BENCH_PREPARE_THRESHOLD"]
+    )
 if os.environ.get("DBQUEUE_BENCH_CONN_MAX_AGE"):
     DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ["DBQUEUE_BENCH_CONN_MAX_AGE"])
 if os.environ.get("DBQUEUE_BENCH_SQL_LOG"):

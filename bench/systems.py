@@ -119,6 +119,21 @@ def dbqueue_on(server: str) -> System:
     )
 
 
+# Django turns psycopg's prepared statements off (connection poolers in
+# transaction mode lose them); a project without such a pooler turns them on
+# in OPTIONS. Only enqueue differs: its INSERT is the statement dbqueue sends
+# with its parameters apart from the SQL.
+DBQUEUE_PREPARED = dataclasses.replace(
+    dbqueue_on("postgresql"),
+    key="dbqueue-prepared",
+    label="dbqueue, OPTIONS prepare_threshold=5",
+    workloads=(SINGLE,),
+    env={"DBQUEUE_BENCH_PREPARE_THRESHOLD": "5"},
+    packages=("dbqueue",),
+    notes="psycopg prepares a statement on its 5th run on a connection",
+)
+
+
 def floor(batch: int) -> System:
     if batch == 1:
         label, workloads = (
@@ -220,6 +235,7 @@ def full() -> list[System]:
     """Every system, dbqueue first: the order of the table."""
     return [
         dbqueue_on("postgresql"),
+        DBQUEUE_PREPARED,
         floor(1),
         floor(50),
         djangoq(tuned=False),
@@ -234,4 +250,10 @@ def full() -> list[System]:
 
 def short() -> list[System]:
     """The CI form: dbqueue and the floor."""
-    return [dbqueue_on("postgresql"), floor(1), floor(50), dbqueue_on("sqlite")]
+    return [
+        dbqueue_on("postgresql"),
+        DBQUEUE_PREPARED,
+        floor(1),
+        floor(50),
+        dbqueue_on("sqlite"),
+    ]
