@@ -17,7 +17,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
-from dbqueue import claiming, exceptions, metrics, serialization
+from dbqueue import claiming, exceptions, metrics, serialization, validation
 from dbqueue.conf import PREFIX, settings
 
 ROUTER = "dbqueue.routers.QueueRouter"
@@ -65,9 +65,10 @@ def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
         "a positive integer or None",
     )
     require(
-        _is_int(settings.BATCH_SIZE) and settings.BATCH_SIZE >= 1,
+        _is_int(settings.BATCH_SIZE)
+        and 1 <= settings.BATCH_SIZE <= validation.MAX_BATCH_SIZE,
         "BATCH_SIZE",
-        "a positive integer",
+        f"a whole number from 1 to {validation.MAX_BATCH_SIZE}",
     )
     require(
         _is_int(settings.MAX_ATTEMPTS) and settings.MAX_ATTEMPTS >= 1,

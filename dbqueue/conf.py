@@ -44,9 +44,9 @@ class Settings:
     # task put in the queue and of when a delayed one falls due, so it looks
     # on its own only this often, as a safety net (dbqueue.claiming.listen).
     LISTEN_POLL_INTERVAL: float = 15.0  # seconds
-    BATCH_SIZE: int = (
-        50  # most tasks one worker claims per transaction (see BatchSizer)
-    )
+    # Most tasks one worker claims per transaction (see BatchSizer), from 1
+    # to 10,000.
+    BATCH_SIZE: int = 50
     HEARTBEAT_INTERVAL: float = (
         5.0  # seconds between a cluster's heartbeats and lease renewals
     )

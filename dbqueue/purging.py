@@ -28,10 +28,9 @@ from django.db import connections, transaction
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from dbqueue import claiming, models
+from dbqueue import claiming, models, validation
 
 BATCH_SIZE = 1000  # rows deleted per transaction
-MAX_BATCH_SIZE = 10_000  # under every vendor's limit on query parameters
 TOP_GROUPS = 20  # (queue, function) pairs a dry run lists
 
 
@@ -104,15 +103,7 @@ def purge(
     Raise ValueError for a batch size out of range, and any database error
     as is: the batches committed before it stay deleted.
     """
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int)
-        or not 1 <= batch_size <= MAX_BATCH_SIZE
-    ):
-        raise ValueError(
-            f"batch_size must be a whole number from 1 to {MAX_BATCH_SIZE}, "
-            f"got {batch_size!r}."
-        )
+    validation.batch_size(batch_size)
     report = PurgeReport(
         matched=selection.count() if matched is None else matched, dry_run=dry_run
     )

@@ -36,7 +36,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from dbqueue import api, exceptions, models, registry
+from dbqueue import api, exceptions, models, registry, validation
 from dbqueue.exceptions import AlreadyReplayed
 
 logger = logging.getLogger(__name__)
@@ -133,12 +133,7 @@ def replay_many(
     the report so far after each batch (qreplay shows progress with it).
     """
     by = _by(by)
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int)
-        or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    validation.batch_size(batch_size)
     filters = {
         "func": func,
         "queue": queue,

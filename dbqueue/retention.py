@@ -40,12 +40,10 @@ from django.utils import timezone
 
 from dbqueue import claiming, models
 from dbqueue.conf import settings
+from dbqueue.validation import MAX_BATCH_SIZE
 
 logger = logging.getLogger(__name__)
 
-# Keeps the id list under every supported vendor's limit on query
-# parameters (SQLite 3.32+: 32766), and each DELETE short.
-MAX_BATCH_SIZE = 10_000  # rows
 CONFLICT_BACKOFF = 0.05  # seconds after the first lock conflict; doubles
 CONFLICT_BACKOFF_MAX = 1.0  # seconds
 CONFLICTS_MAX = 8  # lock conflicts in a row before a call gives up

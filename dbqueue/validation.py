@@ -98,6 +98,26 @@ def priority(value: Any) -> int:
     return int(value)
 
 
+# Rows one batch (a claim, a prune, a purge, a replay) takes at most: its
+# LIMIT, which SQLite refuses past 2**63 - 1, and its id list, under every
+# supported vendor's limit on query parameters (SQLite 3.32+: 32766); and
+# one transaction that stays short.
+MAX_BATCH_SIZE = 10_000
+
+
+def batch_size(value: Any, name: str = "batch_size") -> int:
+    """Return `value` if it is a whole number of rows from 1 to MAX_BATCH_SIZE."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 1 <= value <= MAX_BATCH_SIZE
+    ):
+        raise ValueError(
+            f"{name} must be a whole number from 1 to {MAX_BATCH_SIZE}, got {value!r}."
+        )
+    return value
+
+
 def positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {shown(value)}.")

@@ -18,7 +18,17 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from dbqueue import api, claiming, health, models, monitor, overview, purging, stats
+from dbqueue import (
+    api,
+    claiming,
+    health,
+    models,
+    monitor,
+    overview,
+    purging,
+    stats,
+    validation,
+)
 from dbqueue.cluster import heartbeat
 from dbqueue.cluster.worker import Worker
 from dbqueue.models import FailedTask, QueueState, Role, Status, Task
@@ -528,7 +538,7 @@ def test_purge_leaves_tasks_enqueued_after_it_started():
 
 
 def test_purge_refuses_a_batch_size_out_of_range():
-    for size in (0, purging.MAX_BATCH_SIZE + 1, True, 2.0):
+    for size in (0, validation.MAX_BATCH_SIZE + 1, True, 2.0):
         with pytest.raises(ValueError, match="batch_size must be a whole number"):
             purging.purge(purging.matching(), batch_size=size)
 

@@ -632,8 +632,11 @@ def test_qreplay_rejects_bad_arguments():
         run_qreplay(str(uuid.uuid4()))
     with pytest.raises(CommandError, match=r"--since must be an ISO date"):
         run_qreplay("--since=yesterday")
-    with pytest.raises(CommandError, match=r"--batch-size must be at least 1"):
+    with pytest.raises(CommandError, match=r"--batch-size must be a whole number"):
         run_qreplay("--all", "--batch-size=0")
+    # Past what a LIMIT takes on SQLite (2**63 - 1): refused before any query.
+    with pytest.raises(CommandError, match=r"from 1 to 10000, got 9223372036854775808"):
+        run_qreplay("--all", f"--batch-size={2**63}")
     with pytest.raises(
         CommandError, match=r"--exception: exception must be an exception class"
     ):
@@ -675,3 +678,9 @@ def test_a_django_task_dead_lettered_and_replayed_succeeds(worker, monkeypatch):
         ["from django"],
     )
     assert Execution.objects.filter(label="from django").count() == 1
+
+
+@pytest.mark.parametrize("size", [0, True, 2.0, 10_001, 2**63])
+def test_replay_many_refuses_a_batch_size_it_cannot_page_by(size):
+    with pytest.raises(ValueError, match="batch_size must be a whole number"):
+        replay_many(FailedTask.objects.all(), batch_size=size)

@@ -99,6 +99,10 @@ def test_a_task_run_by_the_cluster_stores_its_result_and_traceback(cluster):
     [
         (["--workers", "0"], "--workers must be at least 1, got 0."),
         (["--batch-size", "0"], "--batch-size must be at least 1, got 0."),
+        (
+            ["--batch-size", "10001"],
+            "--batch-size must be at most 10000, got 10001.",
+        ),
         (["--queues", ","], "--queues names no queue"),
     ],
 )

@@ -54,7 +54,17 @@ def test_a_separate_queue_database_without_the_router_is_w005():
             "4",
             "DBQUEUE_WORKERS must be a positive integer or None, got '4'.",
         ),
-        ("BATCH_SIZE", 0, "DBQUEUE_BATCH_SIZE must be a positive integer, got 0."),
+        (
+            "BATCH_SIZE",
+            0,
+            "DBQUEUE_BATCH_SIZE must be a whole number from 1 to 10000, got 0.",
+        ),
+        (
+            "BATCH_SIZE",
+            2**63,
+            "DBQUEUE_BATCH_SIZE must be a whole number from 1 to 10000, "
+            "got 9223372036854775808.",
+        ),
         (
             "MAX_ATTEMPTS",
             True,

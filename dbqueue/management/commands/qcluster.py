@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import OperationalError, connections
 
-from dbqueue import progress
+from dbqueue import progress, validation
 from dbqueue.cluster import shutdown
 from dbqueue.cluster.supervisor import Supervisor
 from dbqueue.conf import settings
@@ -78,6 +78,11 @@ class Command(BaseCommand):
         ):
             if value is not None and value < minimum:
                 raise CommandError(f"{flag} must be at least {minimum}, got {value}.")
+        if (options["batch_size"] or 0) > validation.MAX_BATCH_SIZE:
+            raise CommandError(
+                f"--batch-size must be at most {validation.MAX_BATCH_SIZE}, "
+                f"got {options['batch_size']}."
+            )
         interval = options["poll_interval"]
         if interval is not None and not 0 <= interval < math.inf:
             raise CommandError(

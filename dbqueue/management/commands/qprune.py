@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from dbqueue import progress, retention
+from dbqueue import progress, retention, validation
 from dbqueue.conf import settings
 from dbqueue.management import arguments
 
@@ -127,9 +127,9 @@ def _batch_size(text: object) -> int:
     if text is None:
         return int(settings.PRUNE_BATCH_SIZE)
     value = arguments.whole_number("--batch-size", text)
-    if value > retention.MAX_BATCH_SIZE:
+    if value > validation.MAX_BATCH_SIZE:
         raise CommandError(
-            f"--batch-size must be at most {retention.MAX_BATCH_SIZE}, got {text!r}."
+            f"--batch-size must be at most {validation.MAX_BATCH_SIZE}, got {text!r}."
         )
     return value
 

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
 
-from dbqueue import models, progress, purging
+from dbqueue import models, progress, purging, validation
 from dbqueue.management import arguments
 
 VALUE_OPTIONS = ("queue", "func", "older_than", "batch_size")
@@ -57,7 +57,7 @@ class Command(BaseCommand):
             "--batch-size",
             metavar="N",
             default=str(purging.BATCH_SIZE),
-            help=f"Tasks deleted per transaction (1 to {purging.MAX_BATCH_SIZE}; "
+            help=f"Tasks deleted per transaction (1 to {validation.MAX_BATCH_SIZE}; "
             f"default {purging.BATCH_SIZE}).",
         )
         parser.add_argument(
@@ -80,7 +80,7 @@ class Command(BaseCommand):
             else None
         )
         batch_size = arguments.whole_number(
-            "--batch-size", options["batch_size"], maximum=purging.MAX_BATCH_SIZE
+            "--batch-size", options["batch_size"], maximum=validation.MAX_BATCH_SIZE
         )
         filters = {"queue": queue, "func": func, "older_than": older_than}
         given = {name: value for name, value in filters.items() if value is not None}

@@ -4,7 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import QuerySet
 
-from dbqueue import exceptions, models, progress, registry, replays
+from dbqueue import exceptions, models, progress, registry, replays, validation
 from dbqueue.management import arguments
 
 # The options that take a value.
@@ -83,10 +83,9 @@ class Command(BaseCommand):
                 "Give failed task ids, a filter (--func, --queue, --exception, "
                 "--since, --until), or --all to replay every entry."
             )
-        if options["batch_size"] < 1:
-            raise CommandError(
-                f"--batch-size must be at least 1, got {options['batch_size']}."
-            )
+        arguments.whole_number(
+            "--batch-size", options["batch_size"], maximum=validation.MAX_BATCH_SIZE
+        )
         try:
             selected = replays.matching(**filters)
         except (TypeError, ValueError) as exc:
