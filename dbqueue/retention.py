@@ -192,7 +192,7 @@ def prune(
                 report.out_of_time = True
                 return report
             started = time.monotonic()
-            picked, deleted = _delete_batch(kind, old, size, report, sleep)
+            found, picked, deleted = _delete_batch(kind, old, size, report, sleep)
             if report.gave_up:
                 return report
             # A look that finds nothing is cheap and spends no budget.
@@ -200,7 +200,10 @@ def prune(
             setattr(report, kind.field, getattr(report, kind.field) + deleted)
             if deleted and on_batch is not None:
                 on_batch(report)
-            if picked < size:
+            # The end is a look that finds fewer rows than a batch. Fewer
+            # rows locked than found means another pruner holds the rest
+            # and goes on; none locked, that it holds them all.
+            if found < size or picked == 0:
                 break
             _let_writers_in(time.monotonic() - started)
     return report
@@ -223,8 +226,8 @@ def _delete_batch(
     size: int,
     report: PruneReport,
     sleep: Callable[[float], object],
-) -> tuple[int, int]:
-    """Delete the oldest `size` rows of `old`; return how many were picked and deleted."""
+) -> tuple[int, int, int]:
+    """Delete the oldest `size` rows of `old`; return how many were found, picked and deleted."""
     alias = models.queue_db()
     in_a_row = 0
     while True:
@@ -239,7 +242,7 @@ def _delete_batch(
                     old.order_by(kind.age_field).values_list("pk", flat=True)[:size]
                 )
                 if not oldest:
-                    return 0, 0
+                    return 0, 0, 0
                 ids = list(
                     old.filter(pk__in=oldest)
                     .select_for_update(skip_locked=True)
@@ -247,7 +250,7 @@ def _delete_batch(
                 )
                 # Rows another pruner holds are skipped; it is deleting them.
                 deleted = claiming.delete_by_pk(kind.model, ids, using=alias)
-            return len(ids), deleted
+            return len(oldest), len(ids), deleted
         except DatabaseError as exc:
             # Inside the caller's transaction the error may have spoilt
             # it (InnoDB rolls back a whole transaction on deadlock).
@@ -263,7 +266,7 @@ def _delete_batch(
                     exc,
                 )
                 report.gave_up = True
-                return 0, 0
+                return 0, 0, 0
             sleep(min(CONFLICT_BACKOFF_MAX, CONFLICT_BACKOFF * 2 ** (in_a_row - 1)))
 
 
