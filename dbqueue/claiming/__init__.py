@@ -42,6 +42,7 @@ from dbqueue.conf import settings
 PAUSED_CACHE_TTL = 1.0  # seconds a process trusts its list of paused queues
 
 __all__ = [
+    "any_due",
     "claim",
     "column_of",
     "delete_by_pk",
@@ -98,6 +99,27 @@ def claim(
         locked_until=locked_until,
     )
     return sorted(tasks, key=lambda t: (-t.priority, t.run_after, t.id))
+
+
+def any_due(
+    queues: Sequence[str] | None,
+    *,
+    using: str | None = None,
+    now: datetime.datetime | None = None,
+) -> bool:
+    """Return whether some due task waits in `queues` (None: every queue), paused ones aside.
+
+    An empty claim does not prove there is none: on MySQL and MariaDB a claim
+    that loses a race for its few candidates comes back empty while the rest
+    of the queue waits, and on every vendor rows another worker is claiming
+    stay QUEUED until it commits. A burst worker asks this before it stops.
+    """
+    alias = using or models.queue_db()
+    due = models.Task.objects.using(alias).ready(queues, now or timezone.now())
+    paused = paused_queues(alias)
+    if paused:
+        due = due.exclude(queue__in=paused)
+    return due.order_by().exists()
 
 
 def paused_queues(

@@ -39,6 +39,9 @@ WAIT_SLICE = (
 PREFETCH_WINDOW = 0.5  # seconds
 # A success waits at most about this long to be stored with the next ones.
 STORE_DELAY = 0.05  # seconds
+# A burst worker whose claim came back empty while due tasks are left looks
+# again after this long, rather than stopping with work undone.
+BURST_RECHECK = 0.01  # seconds
 EXIT_DONE = 0  # stopped, or (burst) nothing left to do
 EXIT_RECYCLE = 3  # replace me: task or memory limit reached
 
@@ -337,7 +340,12 @@ class Worker:
                     return EXIT_RECYCLE
                 continue
             if burst:
-                break
+                if not claiming.any_due(self.queues):
+                    break
+                # Due tasks are left that this claim did not get: another
+                # worker is taking them, or (MySQL) this claim lost a race.
+                self.stopping.wait(BURST_RECHECK)
+                continue
             listening = self._wait(idle_wait)
             # Back off while idle: an idle cluster should cost the database
             # next to nothing; the first task after a lull resets the wait.

@@ -557,3 +557,38 @@ def test_a_dead_worker_s_unstored_successes_are_retried_as_orphans():
     assert (fetch(running).status, fetch(running).attempts) == (Status.QUEUED, 1)
     assert (fetch(waiting).attempts, fetch(waiting).attempt_log) == (0, [])
     assert set(ids) == {returned, running, waiting}
+
+
+@pytest.mark.vendor("postgresql", "mysql")
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_worker_whose_claim_comes_back_empty_stops_only_when_nothing_is_due(
+    second_connection, monkeypatch
+):
+    # Seen in CI on MariaDB: a burst worker's first claim lost the race for
+    # its few candidates to the other worker, came back empty, and the worker
+    # stopped at once with 1,998 tasks still queued. Here another transaction
+    # holds the only due task through the first claim, and lets go before the
+    # next one.
+    from django.db import transaction
+
+    task_id = async_task(tasks.record, "held")
+    holder = transaction.atomic(using=second_connection)
+    holder.__enter__()
+    Task.objects.using(second_connection).select_for_update().get(id=task_id)
+    claims = []
+    real_claim = claiming.claim
+
+    def claim(*args, **kwargs):
+        if len(claims) == 1:
+            holder.__exit__(None, None, None)
+        claims.append(real_claim(*args, **kwargs))
+        return claims[-1]
+
+    monkeypatch.setattr(claiming, "claim", claim)
+    try:
+        assert Worker(queues=["default"], poll_interval=0).run(burst=True) == 0
+    finally:
+        if len(claims) < 2:
+            holder.__exit__(None, None, None)
+    assert [len(batch) for batch in claims] == [0, 1, 0]
+    assert fetch(task_id).status == Status.SUCCEEDED
