@@ -76,9 +76,10 @@ def check_settings(**kwargs: Any) -> list[checks.CheckMessage]:
         "a positive integer",
     )
     require(
-        _is_int(settings.PRUNE_BATCH_SIZE) and settings.PRUNE_BATCH_SIZE >= 1,
+        _is_int(settings.PRUNE_BATCH_SIZE)
+        and 1 <= settings.PRUNE_BATCH_SIZE <= validation.MAX_BATCH_SIZE,
         "PRUNE_BATCH_SIZE",
-        "a positive integer",
+        f"a whole number from 1 to {validation.MAX_BATCH_SIZE}",
     )
     require(
         _is_int(settings.DEPTH_COUNT_LIMIT) and settings.DEPTH_COUNT_LIMIT >= 1,

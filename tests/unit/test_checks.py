@@ -66,6 +66,12 @@ def test_a_separate_queue_database_without_the_router_is_w005():
             "got 9223372036854775808.",
         ),
         (
+            "PRUNE_BATCH_SIZE",
+            10_001,
+            "DBQUEUE_PRUNE_BATCH_SIZE must be a whole number from 1 to 10000, "
+            "got 10001.",
+        ),
+        (
             "MAX_ATTEMPTS",
             True,
             "DBQUEUE_MAX_ATTEMPTS must be a positive integer, got True.",
