@@ -30,7 +30,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, Model
+from django.db.models import F, Field, Model
 
 from dbqueue import models
 
@@ -86,6 +86,54 @@ def claim_rows(
         task.started_at = now
         task.attempts += 1
     return locked
+
+
+# Rows per UPDATE of update_by_pk(): each row adds a WHEN to every CASE, and
+# each CASE is scanned for each row.
+UPDATE_ROWS = 200
+
+
+def update_by_pk(
+    connection: BaseDatabaseWrapper,
+    model: type[Model],
+    fields: Sequence[Field[Any, Any]],
+    rows: Sequence[tuple[Any, Sequence[Any]]],
+) -> None:
+    """Write each (primary key, values of `fields`) row, UPDATE_ROWS rows to a statement.
+
+    mysqlclient's executemany() sends an UPDATE as one statement per row,
+    so a worker's batch of 50 successes cost 50 round trips, most of a
+    no-op task's time on MariaDB. One UPDATE sets each column with a CASE on
+    the key, or to one value where every row has the same (the status, the
+    released lease). `rows` hold values already prepared for the database.
+    """
+    table = connection.ops.quote_name(model._meta.db_table)
+    pk = model._meta.pk
+    if pk is None or pk.column is None:
+        raise TypeError(f"{model.__name__} has no primary key column.")
+    key = connection.ops.quote_name(pk.column)
+    for start in range(0, len(rows), UPDATE_ROWS):
+        chunk = rows[start : start + UPDATE_ROWS]
+        assignments: list[str] = []
+        params: list[Any] = []
+        for position, field in enumerate(fields):
+            column = connection.ops.quote_name(str(field.column))
+            first = chunk[0][1][position]
+            if all(values[position] == first for _, values in chunk):
+                assignments.append(f"{column} = %s")
+                params.append(first)
+                continue
+            assignments.append(
+                f"{column} = CASE {key}{' WHEN %s THEN %s' * len(chunk)} END"
+            )
+            for pk_value, values in chunk:
+                params += (pk_value, values[position])
+        marks = ", ".join(["%s"] * len(chunk))
+        params += [pk_value for pk_value, _ in chunk]
+        # Quoted names of our own columns, and placeholders: no user text.
+        sql = f"UPDATE {table} SET {', '.join(assignments)} WHERE {key} IN ({marks})"  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
 
 
 def delete_by_pk(

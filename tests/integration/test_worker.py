@@ -1,5 +1,7 @@
 """The worker's unit of work, driven in-process with run_once()."""
 
+import datetime
+
 import pytest
 from django.db import connection
 from django.dispatch import receiver
@@ -524,6 +526,39 @@ def test_a_batch_store_writes_only_the_rows_the_worker_still_holds():
     assert [str(t.id) for t in stored] == [kept]
     assert fetch(kept).status == Status.SUCCEEDED
     assert (fetch(lost).status, fetch(lost).locked_by) == (Status.RUNNING, "other")
+
+
+def test_a_batch_store_writes_each_row_its_own_values(monkeypatch):
+    # On MySQL/MariaDB the batch is one UPDATE whose columns are CASEs on the
+    # key (mysql.update_by_pk); 3 rows to a statement here, so 7 rows make
+    # three statements and the last holds one row.
+    from dbqueue.claiming import mysql
+
+    monkeypatch.setattr(mysql, "UPDATE_ROWS", 3)
+    ids = [async_task(tasks.add, i, 0) for i in range(7)]
+    claimed = claiming.claim("w", None, 7)
+    assert len(claimed) == 7
+    successes = []
+    for number, task in enumerate(claimed):
+        task.started_at = task.started_at - datetime.timedelta(seconds=number)
+        fields = task.success_fields("w", {"n": number, "text": "it's"})
+        successes.append((task, fields))
+    stored = Task.store_successes("w", successes)
+    assert len(stored) == 7
+    for number, (task, fields) in enumerate(successes):
+        row = fetch(task.id)
+        assert result(task.id) == {"n": number, "text": "it's"}
+        assert (row.status, row.locked_by, row.locked_until) == (
+            Status.SUCCEEDED,
+            "",
+            None,
+        )
+        assert (row.started_at, row.finished_at) == (
+            fields["started_at"],
+            fields["finished_at"],
+        )
+        assert row.attempt_log == fields["attempt_log"]
+    assert {str(task.id) for task in claimed} == set(ids)
 
 
 def test_a_batch_store_deletes_rows_that_keep_no_result():
