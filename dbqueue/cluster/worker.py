@@ -340,7 +340,11 @@ class Worker:
                     return EXIT_RECYCLE
                 continue
             if burst:
-                if not claiming.any_due(self.queues):
+                try:
+                    left = claiming.any_due(self.queues)
+                except DatabaseError:
+                    left = True  # the next round's claim reports it and waits
+                if not left:
                     break
                 # Due tasks are left that this claim did not get: another
                 # worker is taking them, or (MySQL) this claim lost a race.

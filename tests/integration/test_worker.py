@@ -627,3 +627,22 @@ def test_a_burst_worker_whose_claim_comes_back_empty_stops_only_when_nothing_is_
             holder.__exit__(None, None, None)
     assert [len(batch) for batch in claims] == [0, 1, 0]
     assert fetch(task_id).status == Status.SUCCEEDED
+
+
+def test_a_burst_worker_whose_last_look_fails_looks_again(monkeypatch):
+    # The look after an empty claim is a query of its own: a database error
+    # there is handled as the claim's are, not raised out of the worker.
+    from django.db import OperationalError
+
+    looks = []
+    real_any_due = claiming.any_due
+
+    def any_due(*args, **kwargs):
+        looks.append(args)
+        if len(looks) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_any_due(*args, **kwargs)
+
+    monkeypatch.setattr(claiming, "any_due", any_due)
+    assert Worker(queues=["default"], poll_interval=0).run(burst=True) == 0
+    assert len(looks) == 2
