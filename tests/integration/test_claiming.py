@@ -166,3 +166,44 @@ def test_claim_reads_the_partial_index_in_order_on_postgresql():
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "Index Scan using dbqueue_task_claim" in plan, plan
     assert "Sort" not in plan, plan
+
+
+@pytest.mark.django_db
+@pytest.mark.vendor("postgresql")
+def test_a_batch_store_finds_its_rows_by_primary_key_on_postgresql():
+    """Storing a batch must not read every RUNNING row version through an index on status.
+
+    The store's WHERE re-checks status = 'RUNNING', which the lease index's
+    predicate matches, and the statistics say few rows run. Taken that way,
+    the UPDATE reads every row version the lease index has gathered since
+    the last VACUUM, one per task claimed, dead ones included: in a drain,
+    each store read more than the one before. The primary key finds the batch.
+    """
+    insert = (
+        "INSERT INTO dbqueue_task (id, name, func, payload, queue, priority, status, run_after, attempts,"
+        ' max_attempts, keep_result, "group", hook, locked_by, enqueued_at, error, attempt_log, result_payload, on_orphan, chain)'
+        " SELECT gen_random_uuid(), 'f', 'f', '', 'default', 0, 'SUCCEEDED', now(), 1, 1, true, '', '', '',"
+        " now(), '', '[]', '', 'RETRY', '' FROM generate_series(1, 20000) AS n"
+    )
+    enqueue(50)
+    with connection.cursor() as cursor:
+        cursor.execute(insert)
+        cursor.execute("ANALYZE dbqueue_task")
+    rows = []
+    for task in claiming.claim("w", ["default"], 50):
+        rows.append((task, task.success_fields("w", None)))
+    statements = []
+
+    def record(execute, sql, params, many, context):
+        statements.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        stored = claiming.postgresql.write_held(connection, "w", rows)
+    assert len(stored) == 50
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + statements[0][0], statements[0][1])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "dbqueue_task_pkey" in plan, plan
+    assert "dbqueue_task_lease" not in plan, plan
+    assert "dbqueue_task_finished" not in plan, plan
