@@ -41,6 +41,13 @@ RESTART_BACKOFF_MAX = 30.0  # seconds
 # Registry rows of dead clusters are cleared at every this many heartbeats
 # (they are removed only once unseen for many leases: no hurry).
 FORGET_STALE_EVERY = 12
+# While workers report, their pipes are read this often rather than at every
+# line. A worker writes two lines per task, and a wake-up per line cost the
+# supervisor and the worker more CPU than a short task itself (a one-worker
+# drain of no-op tasks: 34 µs of the supervisor's and about 55 µs of the
+# worker's per task, against 5 and 0 batched). A timed task's clock starts
+# when its line is read, so a timeout kill comes up to this much later.
+REPORT_INTERVAL = 0.02  # seconds
 
 
 class Supervisor:
@@ -82,6 +89,7 @@ class Supervisor:
         # Each worker's (tasks done, task running) at the last beat.
         self._last_activity: dict[str | None, tuple[int, str | None]] = {}
         self._wake_r, self._wake_w = os.pipe()
+        self._reports_flowing = False  # the last read found lines: see _sleep()
         for fd in (self._wake_r, self._wake_w):
             os.set_blocking(fd, False)
 
@@ -264,6 +272,7 @@ class Supervisor:
             except OSError:
                 data = b""
             slot.buffer += data
+            self._reports_flowing = self._reports_flowing or bool(data)
             *lines, slot.buffer = slot.buffer.split(b"\n")
             for line in lines:
                 self._on_report(slot, line.decode(errors="replace").split())
@@ -464,7 +473,13 @@ class Supervisor:
         )
 
     def _sleep(self, seconds: float) -> None:
+        """Wait `seconds` at most, waking for a signal, a child's exit or (when quiet) a report."""
         fds = [self._wake_r, *(s.pipe for s in self.slots if s.pipe is not None)]
+        if self._reports_flowing:
+            # Let the lines gather: the next read takes them all at once.
+            # Signals, SIGCHLD included, still wake the loop at once.
+            self._reports_flowing = False
+            fds, seconds = [self._wake_r], min(seconds, REPORT_INTERVAL)
         with contextlib.suppress(InterruptedError):
             select.select(fds, [], [], seconds)
         with contextlib.suppress(BlockingIOError):
