@@ -153,7 +153,7 @@ def test_claim_reads_the_partial_index_in_order_on_postgresql():
         cursor.execute(
             "EXPLAIN "
             + claiming.postgresql.CLAIM_SQL.format(
-                queue_filter="AND queue = %(queue)s"
+                queue_filter="AND queue = %(queue)s", columns="task.id"
             ),
             {
                 "now": timezone.now(),
@@ -207,3 +207,42 @@ def test_a_batch_store_finds_its_rows_by_primary_key_on_postgresql():
     assert "dbqueue_task_pkey" in plan, plan
     assert "dbqueue_task_lease" not in plan, plan
     assert "dbqueue_task_finished" not in plan, plan
+
+
+def _fields(task):
+    return {
+        field.attname: getattr(task, field.attname)
+        for field in Task._meta.concrete_fields
+    }
+
+
+@pytest.mark.django_db
+def test_a_claimed_task_holds_what_the_orm_reads_back():
+    enqueue(3, group="g", timeout=5)
+    claimed = claiming.claim("w1", ["default"], 3)
+    assert len(claimed) == 3
+    for task in claimed:
+        assert (task._state.adding, task._state.db) == (False, "default")
+        assert task.get_deferred_fields() == set()
+        assert _fields(task) == _fields(Task.objects.get(pk=task.pk))
+
+
+@pytest.mark.django_db
+def test_a_claim_builds_tasks_through_django_when_something_listens_to_model_init():
+    from django.db.models.signals import post_init
+
+    enqueue(2)
+    seen = []
+
+    def listener(sender, instance, **kwargs):
+        seen.append(instance.status)
+
+    post_init.connect(listener, sender=Task)
+    try:
+        claimed = claiming.claim("w1", ["default"], 2)
+    finally:
+        post_init.disconnect(listener, sender=Task)
+    assert len(claimed) == 2
+    assert seen.count(Status.RUNNING) >= 2
+    for task in claimed:
+        assert _fields(task) == _fields(Task.objects.get(pk=task.pk))
