@@ -128,6 +128,8 @@ def dumps_result(func_path: str, value: Any, *, serializer: str | None = None) -
     """
     name = serializer or settings.SERIALIZER
     try:
+        if value is None:
+            return _signed_none(func_path, name, django_settings.SECRET_KEY)
         text = _encode(name, value)
     except Exception as exc:
         raise exceptions.SerializationError(
@@ -151,6 +153,13 @@ def serializer_of(stored: str) -> str:
 def loads_result(func_path: str, stored: str) -> Any:
     """Verify and decode a result written by dumps_result()."""
     return _verify_and_decode(func_path, "result", stored)
+
+
+@functools.lru_cache(maxsize=256)
+def _signed_none(func_path: str, serializer: str, secret: str | bytes) -> str:
+    # Most tasks return None, and its stored form depends only on these three:
+    # a worker then serialises and signs it once per task function.
+    return _signer(func_path, "result").sign(_encode(serializer, None))
 
 
 class _Signer:

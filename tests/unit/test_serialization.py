@@ -177,3 +177,17 @@ def test_result_round_trip_and_unstorable_result():
     assert serialization.loads_result("m.f", stored) == Decimal("2.5")
     with pytest.raises(exceptions.SerializationError, match="Unsupported type"):
         serialization.dumps_result("m.f", threading.Lock())
+
+
+def test_a_none_result_is_signed_with_the_key_and_serializer_of_the_moment(settings):
+    first = serialization.dumps_result("m.f", None)
+    assert serialization.loads_result("m.f", first) is None
+    settings.SECRET_KEY = "another-key-for-this-test-" + "k" * 30
+    second = serialization.dumps_result("m.f", None)
+    assert second != first
+    assert serialization.loads_result("m.f", second) is None
+    as_json = serialization.dumps_result("m.f", None, serializer="json")
+    assert as_json.startswith("j:null:")
+    assert serialization.loads_result("m.f", as_json) is None
+    with pytest.raises(exceptions.SerializationError, match="DBQUEUE_SERIALIZER"):
+        serialization.dumps_result("m.f", None, serializer="yaml")
