@@ -14,7 +14,7 @@ DJANGO ?= Django>=5.2,<6.2
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-long lint docs venv clean bench-wakeup bench-admin bench-metrics chaos longlife bench bench-short
+.PHONY: demo test test-long lint docs venv clean bench-wakeup bench-admin bench-metrics bench-cpu chaos longlife bench bench-short
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m example_project.demo
@@ -67,6 +67,14 @@ bench-wakeup: $(VENV)/.installed
 	$(BIN)/python -c "import MySQLdb" 2>/dev/null || $(BIN)/python -m pip install -q "mysqlclient>=2.2"
 	$(BIN)/python -m bench.wakeup postgresql
 	$(BIN)/python -m bench.wakeup mysql
+
+# Who pays for a drain: each qcluster process's CPU per task and the rest of
+# the machine's (the database server), then the worker's three busiest steps
+# timed in-process; on the local PostgreSQL, in throwaway databases.
+BENCH_CPU_ARGS ?=
+bench-cpu: $(VENV)/.installed
+	$(BIN)/python -m bench.cpu_split $(BENCH_CPU_ARGS)
+	$(BIN)/python -m bench.hot_path
 
 # The admin console's list pages, filters and dashboard on a PostgreSQL table of
 # 1,000,000 tasks and 100,000 dead letters, in a throwaway database.
