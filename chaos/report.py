@@ -15,7 +15,11 @@ the runner killed (SIGKILL, or the supervisor's kill at the end of a
 SIGTERM's grace period), or one that ended itself by running an `exit` task
 (a worker stores a batch's successes together, so a success that returned
 just before a later task called os._exit runs again): "twice only when the
-process running it died".
+process running it died". A run that failed on a database error explains a
+second one too: when the runner kills connections or restarts the server, a
+task's own ledger INSERT can commit just before its connection drops, and
+the task raises on the lost answer; it is retried, as any failure is, and
+the ledger holds both runs.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ KILLED_CLASSES = {
     "dbqueue.exceptions.WorkerLost",
     "dbqueue.exceptions.ShutdownInterrupted",
 }
+DATABASE_ERROR_CLASSES = {
+    "django.db.utils.OperationalError",
+    "django.db.utils.InterfaceError",
+}
 
 
 @dataclasses.dataclass
@@ -52,6 +60,20 @@ class Fault:
 def pid_of(worker_id: str) -> int | None:
     parts = worker_id.split(":")
     return int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
+
+
+def _evidence(task: Task) -> dict[str, Any]:
+    """The task's id, its attempt log and the ledger's executions of it (pid and time)."""
+    return {
+        "id": str(task.id),
+        "attempt_log": task.attempt_log,
+        "ran_in": [
+            [pid, created.isoformat()]
+            for pid, created in Execution.objects.filter(key=task.name)
+            .order_by("created_at")
+            .values_list("pid", "created_at")
+        ],
+    }
 
 
 def count(items: list[tuple[str, Kind]], killed: dict[int, int]) -> dict[str, Any]:
@@ -98,12 +120,18 @@ def count(items: list[tuple[str, Kind]], killed: dict[int, int]) -> dict[str, An
             )
         allowed = 1 if kind.succeeds else kind.max_attempts
         if ran > allowed:
-            kills = [
+            kills: list[int | str] = [
                 killed.get(pid, "exit")
                 for entry in task.attempt_log
                 if entry.get("exception_class") in KILLED_CLASSES
                 and (pid := pid_of(str(entry.get("worker_id", "")))) in died
             ]
+            kills += [
+                "database error"
+                for entry in task.attempt_log
+                if entry.get("exception_class") in DATABASE_ERROR_CLASSES
+            ]
+            explained = len(kills) >= ran - allowed
             duplicates.append(
                 {
                     "key": key,
@@ -111,7 +139,9 @@ def count(items: list[tuple[str, Kind]], killed: dict[int, int]) -> dict[str, An
                     "executions": ran,
                     "allowed": allowed,
                     "running_at_faults": kills,
-                    "explained": len(kills) >= ran - allowed,
+                    "explained": explained,
+                    # What it takes to find out why, where no kill says.
+                    **({} if explained else _evidence(task)),
                 }
             )
     missing_ledger = set(executions) - set(kinds)
@@ -160,7 +190,7 @@ def table(result: dict[str, Any]) -> str:
             "executed more than once",
             f"{len(result['duplicates'])} "
             f"({len(result['duplicates']) - len(result['unexplained_duplicates'])} "
-            "running at a kill, "
+            "explained by a kill or a database error, "
             f"{len(result['unexplained_duplicates'])} not)",
         ),
         ("unexpected outcomes", len(result["unexpected"])),
