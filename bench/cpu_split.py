@@ -7,7 +7,8 @@ database on the local PostgreSQL, starts `qcluster --workers N`, and once
 the queue starts to move reads the CPU time of each cluster process
 (/proc/<pid>/stat) and of the whole machine (/proc/stat) until the queue is
 empty. What the cluster did not use is charged to the database server: on a
-quiet machine that is nearly all of the rest. Linux only.
+quiet machine that is nearly all of the rest, this script's own count of
+the queue every 50 ms included. Linux only.
 
     make bench-cpu                                   # 2 workers, 40,000 tasks
     make bench-cpu BENCH_CPU_ARGS='--workers 1 --tasks 20000'
