@@ -25,12 +25,10 @@ def test_report_lines_are_read_in_batches_while_they_flow(monkeypatch):
         cluster._sleep(10.0)
         cluster._read_reports()  # nothing came meanwhile
         cluster._sleep(10.0)
+        wake = cluster._wake_r
     finally:
-        os.close(read_end)
-        os.close(write_end)
-    assert waits == [
-        ([cluster._wake_r], REPORT_INTERVAL),
-        ([cluster._wake_r, read_end], 10.0),
-    ]
+        for fd in (read_end, write_end, cluster._wake_r, cluster._wake_w):
+            os.close(fd)
+    assert waits == [([wake], REPORT_INTERVAL), ([wake, read_end], 10.0)]
     assert cluster.slots[0].unstored == {"0190-a"}
     assert cluster.slots[0].tasks_done == 1
