@@ -176,8 +176,12 @@ class _Signer:
         self.salt = salt
 
     def signature(self, value: str, secret: str | bytes) -> str:
-        digest = hmac.digest(_derived_key(self.salt, secret), value.encode(), "sha256")
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        inner, outer = _keyed_hashes(self.salt, secret)
+        inner = inner.copy()
+        inner.update(value.encode())
+        outer = outer.copy()
+        outer.update(inner.digest())
+        return base64.urlsafe_b64encode(outer.digest()).rstrip(b"=").decode()
 
     def sign(self, value: str) -> str:
         return f"{value}:{self.signature(value, django_settings.SECRET_KEY)}"
@@ -198,11 +202,23 @@ class _Signer:
 
 
 @functools.lru_cache(maxsize=1024)
-def _derived_key(salt: str, secret: str | bytes) -> bytes:
+def _keyed_hashes(salt: str, secret: str | bytes) -> tuple[Any, Any]:
+    """HMAC-SHA256's inner and outer hashes with the key already fed in (RFC 2104).
+
+    HMAC of a value is SHA-256 over key-xor-0x36 then the value, and again
+    over key-xor-0x5c then that digest. Copying hashes that have taken the
+    key halves the cost of hmac.digest(), which sets up both for every value.
+    """
     # What django.utils.crypto.salted_hmac(salt + "signer", value, secret) keys its HMAC with.
-    return hashlib.sha256(force_bytes(salt + "signer") + force_bytes(secret)).digest()
+    key = hashlib.sha256(force_bytes(salt + "signer") + force_bytes(secret)).digest()
+    block = key.ljust(hashlib.sha256().block_size, b"\0")
+    return (
+        hashlib.sha256(bytes(byte ^ 0x36 for byte in block)),
+        hashlib.sha256(bytes(byte ^ 0x5C for byte in block)),
+    )
 
 
+@functools.lru_cache(maxsize=1024)
 def _signer(func_path: str, kind: str, hook: str = "") -> _Signer:
     # The salt binds the signature to the function (and the hook) the value
     # was written for: a row whose func or hook column was edited no longer verifies.
