@@ -23,6 +23,8 @@ import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
+from django.utils import timezone
+
 from dbqueue import api, claiming, models, signals, task_logging
 from dbqueue.conf import settings
 
@@ -62,12 +64,13 @@ def enqueue_many(
     Nothing is written when an error is raised.
     """
     refuse(options, "enqueue_many()")
+    builder = Builder()
     tasks = []
     for number, call in enumerate(calls, start=1):
         what = f"call {number} of enqueue_many()"
         parsed = parse_call(call, what)
         refuse(parsed.options, what)
-        tasks.append(build(parsed, {**options, **parsed.options}, what))
+        tasks.append(builder.build(parsed, {**options, **parsed.options}, what))
     return insert_many(tasks, sync=sync)
 
 
@@ -151,6 +154,52 @@ def build(parsed: ParsedCall, options: dict[str, Any], what: str) -> models.Task
     except Exception as exc:
         exc.add_note(f"In {what}.")
         raise
+
+
+class Builder:
+    """Builds the tasks of one batch, checking each function and set of options once.
+
+    The calls of a batch share one enqueue time (a countdown counts from
+    it) and, mostly, one function and its options: those are checked once
+    into an api.CallTemplate, and each call's own arguments for every call.
+    """
+
+    def __init__(self) -> None:
+        self.now = timezone.now()
+        self._templates: dict[tuple[Any, ...], api.CallTemplate] = {}
+
+    def build(
+        self, parsed: ParsedCall, options: dict[str, Any], what: str
+    ) -> models.Task:
+        """Validate one call, as build() does; an error gets a note naming the call."""
+        try:
+            return self._template(parsed.func, options).build(
+                parsed.args, parsed.kwargs
+            )
+        except Exception as exc:
+            exc.add_note(f"In {what}.")
+            raise
+
+    def _template(self, func: Any, options: dict[str, Any]) -> api.CallTemplate:
+        # The type is part of the key, as in api._checked_options: True == 1,
+        # but priority=True is an error and priority=1 is not.
+        key = (func, *[(name, type(v), v) for name, v in options.items()])
+        try:
+            return self._templates[key]
+        except KeyError:
+            pass
+        except TypeError:  # an option that cannot be a key: check it every time
+            return api.call_template(func, **options, now=self.now)
+        template = api.call_template(func, **options, now=self.now)
+        if len(self._templates) < TEMPLATES_KEPT:
+            self._templates[key] = template
+        return template
+
+
+# Templates one batch keeps at most: a batch of calls to a handful of
+# functions needs a handful, and one option that differs in every call
+# (a countdown, say) would otherwise keep one per call.
+TEMPLATES_KEPT = 64
 
 
 def _cap(text: str) -> str:

@@ -134,8 +134,9 @@ def async_iter(
     )
     sync = options.pop("sync", None)
     what = "async_iter()"
+    builder = bulk.Builder()
     tasks = [
-        bulk.build(
+        builder.build(
             bulk.ParsedCall(
                 func, item if isinstance(item, tuple) else (item,), shared, {}
             ),

@@ -18,7 +18,7 @@ from dbqueue.models.schedule import (
     ScheduleRun,
     ScheduleType,
 )
-from dbqueue.models.task import OnOrphan, Status, Task, TaskQuerySet
+from dbqueue.models.task import OnOrphan, Status, Task, TaskQuerySet, TaskTemplate
 from dbqueue.models.worker import Role, Worker
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "Status",
     "Task",
     "TaskQuerySet",
+    "TaskTemplate",
     "Worker",
     "queue_db",
 ]

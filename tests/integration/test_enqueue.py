@@ -300,3 +300,25 @@ def test_a_task_made_without_django_init_is_a_normal_unsaved_instance():
     assert Task.objects.get(pk=task.pk).name == "n"
     with pytest.raises(TypeError, match="no field"):
         Task.new(colour="red")
+
+
+def test_tasks_from_one_template_share_its_values_and_make_their_own_defaults():
+    template = Task.template(name="n", func="tests.testapp.tasks.add", queue="q")
+    first = Task.from_template(template, payload="a")
+    second = Task.from_template(template, payload="b")
+    assert (first.queue, second.queue, first.payload, second.payload) == (
+        "q",
+        "q",
+        "a",
+        "b",
+    )
+    assert first.id != second.id
+    assert first.attempt_log == []
+    assert first.attempt_log is not second.attempt_log
+    assert first._state.adding
+    assert first._state.db is None
+
+
+def test_a_template_refuses_a_name_that_is_not_a_field():
+    with pytest.raises(TypeError, match="colour"):
+        Task.template(colour="red")
