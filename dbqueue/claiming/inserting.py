@@ -12,7 +12,7 @@ request, so it costs what the database's own INSERT costs and little more:
   a plain call sends 7 parameters, not 28. On PostgreSQL with psycopg 3 they
   are sent apart from the SQL, whose text then stays the same from task to
   task and is prepared where the connection's ``prepare_threshold`` allows
-  (see :func:`dbqueue.claiming.postgresql.binding_cursor`).
+  (see :func:`dbqueue.claiming.postgresql.execute_bound`).
 - On PostgreSQL the NOTIFY that wakes idle workers (see
   :mod:`dbqueue.claiming.listen`) rides in the same statement. Sent as a
   statement of its own, outside a transaction, it was a second commit.
@@ -56,6 +56,9 @@ class Statement:
     head: str  # INSERT INTO … (columns) VALUES
     row: str  # (%s, %s, …): one row's placeholders
     copy: str  # COPY … (columns) FROM STDIN, for PostgreSQL
+    # The columns' PostgreSQL type names, for a binary COPY; empty where a
+    # type is one the driver does not know, and COPY then goes as text.
+    copy_types: tuple[str, ...]
     # Reads every field's value off a task, in order, in one call.
     read: Callable[[models.Task], tuple[Any, ...]]
     # (position, get_db_prep_save) of each field whose value the driver
@@ -152,11 +155,10 @@ def insert(task: models.Task, *, using: str) -> None:
         sql, params = listen.with_notify(
             sql, params, listen.notices([(task.queue, task.run_after)], timezone.now())
         )
-        cursor = postgresql.binding_cursor(connection)
+        postgresql.execute_bound(connection, sql, params)
     else:
-        cursor = connection.cursor()
-    with cursor:
-        cursor.execute(sql, params)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
     _mark_stored(task, using)
 
 
@@ -174,6 +176,7 @@ def insert_many(tasks: Sequence[models.Task], *, using: str) -> None:
                 connection,
                 statement.copy,
                 [statement.values(task, connection) for task in tasks],
+                statement.copy_types,
             )
         else:
             _insert_rows(connection, statement, tasks)
@@ -243,6 +246,9 @@ def _compile(connection: BaseDatabaseWrapper) -> Statement:
         head=f"{head} VALUES",
         row=row,
         copy=copy,
+        copy_types=postgresql.copy_types(connection, fields)
+        if connection.vendor == "postgresql"
+        else (),
         read=operator.attrgetter(*(field.attname for field in fields)),
         prepare=tuple(
             (position, prepare)

@@ -1,5 +1,6 @@
-"""Bulk enqueue: every call validated first, then one multi-row INSERT."""
+"""Bulk enqueue: every call validated first, then one COPY (PostgreSQL) or multi-row INSERTs."""
 
+import datetime
 import math
 import time
 
@@ -257,3 +258,60 @@ def test_text_with_copy_escapes_is_stored_as_given():
     assert stored.args == (1, 2)
     assert stored.status == Status.QUEUED
     assert stored.attempt_log == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"queue": "other", "priority": -5, "max_attempts": 1, "save": False},
+        {"group": "g", "hook": "tests.testapp.tasks.remember_hook", "timeout": 3},
+        {"timeout": 2.5, "countdown": 30, "expires": 600, "on_orphan": "FAIL"},
+    ],
+    ids=["defaults", "queue-priority", "group-hook-int-timeout", "times"],
+)
+def test_each_row_is_stored_as_built(options):
+    """What the batch wrote (in COPY's binary format on PostgreSQL) reads back field for field."""
+    built = enqueue_many([(tasks.add, (n, 1)) for n in range(3)], **options)
+    for task in built:
+        stored = Task.objects.get(pk=task.pk)
+        for field in Task._meta.concrete_fields:
+            value = getattr(task, field.attname)
+            assert getattr(stored, field.attname) == value, field.name
+
+
+@pytest.mark.vendor("postgresql")
+def test_the_rows_go_in_copys_binary_format():
+    connection = connections[models.queue_db()]
+    with CaptureQueriesContext(connection) as queries:
+        enqueue_many([(tasks.add, (1, 2))] * 3)
+    [copy] = inserts(queries)
+    assert "(FORMAT BINARY)" in copy["sql"]
+
+
+def test_calls_that_share_their_options_get_their_own_id_and_attempt_log():
+    first, second = enqueue_many([(tasks.add, (1, 2)), (tasks.add, (3, 4))])
+    assert first.id != second.id
+    assert first.attempt_log == second.attempt_log == []
+    assert first.attempt_log is not second.attempt_log
+    assert (first.args, second.args) == ((1, 2), (3, 4))
+
+
+def test_an_option_equal_to_an_accepted_one_but_of_another_type_is_still_refused():
+    """priority=True == 1, yet only 1 is a priority: the options checked once per batch
+    are told apart by type as well as value."""
+    calls = [
+        (tasks.add, (1, 2), {"priority": 1}),
+        (tasks.add, (1, 2), {"priority": True}),
+    ]
+    with pytest.raises(ValueError, match="priority must be a whole number") as raised:
+        enqueue_many(calls)
+    assert raised.value.__notes__ == ["In call 2 of enqueue_many()."]
+    assert not Task.objects.exists()
+
+
+def test_a_countdown_counts_from_the_start_of_the_batch():
+    tasks_ = enqueue_many([(tasks.add, (n, 1), {"countdown": 60}) for n in range(3)])
+    assert {task.run_after for task in tasks_} == {
+        tasks_[0].enqueued_at + datetime.timedelta(seconds=60)
+    }

@@ -139,3 +139,19 @@ def test_the_insert_is_prepared_only_where_the_connection_prepares():
     finally:
         connection.connection.prepare_threshold = None
         connection.connection.execute("DEALLOCATE ALL")
+
+
+@pytest.mark.vendor("postgresql")
+def test_one_driver_cursor_serves_every_insert_of_a_connection():
+    """Made once per connection and kept; a new connection makes its own."""
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    if not is_psycopg3:
+        pytest.skip("psycopg 2 binds on the client")
+    connection = connections[models.queue_db()]
+    api.enqueue(tasks.add, (1, 2))
+    cursor = connection.connection._dbqueue_bound
+    api.enqueue(tasks.add, (3, 4))
+    assert connection.connection._dbqueue_bound is cursor
+    assert not cursor.closed
+    assert Task.objects.count() == 2
