@@ -18,9 +18,11 @@ one conflict would abort the whole batch. Use async_task() for them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from django.utils import timezone
@@ -66,11 +68,12 @@ def enqueue_many(
     refuse(options, "enqueue_many()")
     builder = Builder()
     tasks = []
-    for number, call in enumerate(calls, start=1):
-        what = f"call {number} of enqueue_many()"
-        parsed = parse_call(call, what)
-        refuse(parsed.options, what)
-        tasks.append(builder.build(parsed, {**options, **parsed.options}, what))
+    with collector_paused():
+        for number, call in enumerate(calls, start=1):
+            what = f"call {number} of enqueue_many()"
+            parsed = parse_call(call, what)
+            refuse(parsed.options, what)
+            tasks.append(builder.build(parsed, {**options, **parsed.options}, what))
     return insert_many(tasks, sync=sync)
 
 
@@ -86,7 +89,8 @@ def insert_many(
     for task in tasks:
         task.enqueued_at = enqueued_at
     signals.send_each(signals.task_enqueuing, models.Task, tasks)
-    claiming.insert_many(tasks, using=models.queue_db())
+    with collector_paused():  # the rows it writes are as many objects again
+        claiming.insert_many(tasks, using=models.queue_db())
     signals.send_each(signals.task_enqueued, models.Task, tasks)
     if logger.isEnabledFor(logging.INFO):  # as task_logging.enqueued() logs
         for task in tasks:
@@ -200,6 +204,26 @@ class Builder:
 # functions needs a handful, and one option that differs in every call
 # (a countdown, say) would otherwise keep one per call.
 TEMPLATES_KEPT = 64
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Keep Python's cyclic garbage collector off while a batch is built.
+
+    Every object a batch makes (each task, its fields, its id) outlives
+    the batch, so a collection in the middle finds nothing to free, yet
+    tens of thousands of new objects set off several, each walking every
+    object the process holds: a quarter of the time of enqueue_many(),
+    measured. Collections resume afterwards, if they were on.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _cap(text: str) -> str:

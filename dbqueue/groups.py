@@ -135,16 +135,17 @@ def async_iter(
     sync = options.pop("sync", None)
     what = "async_iter()"
     builder = bulk.Builder()
-    tasks = [
-        builder.build(
-            bulk.ParsedCall(
-                func, item if isinstance(item, tuple) else (item,), shared, {}
-            ),
-            options,
-            f"item {number} of {what}",
-        )
-        for number, item in enumerate(args_iter, start=1)
-    ]
+    with bulk.collector_paused():
+        tasks = [
+            builder.build(
+                bulk.ParsedCall(
+                    func, item if isinstance(item, tuple) else (item,), shared, {}
+                ),
+                options,
+                f"item {number} of {what}",
+            )
+            for number, item in enumerate(args_iter, start=1)
+        ]
     bulk.insert_many(tasks, sync=sync)
     return str(options["group"])
 

@@ -332,7 +332,7 @@ def _json_preparer(
     field: Field[Any, Any], connection: BaseDatabaseWrapper
 ) -> Callable[..., Any]:
     """get_db_prep_save, with the new task's empty attempt log encoded once."""
-    empty = field.get_db_prep_save([], connection)
+    empty = _encoded_once(field.get_db_prep_save([], connection))
 
     def prepare(value: Any, connection: BaseDatabaseWrapper) -> Any:
         if type(value) is list and not value:
@@ -340,6 +340,20 @@ def _json_preparer(
         return field.get_db_prep_save(value, connection)
 
     return prepare
+
+
+def _encoded_once(value: Any) -> Any:
+    """psycopg 3's JSON wrapper for the same value, whose text is made once, not per row.
+
+    Django hands psycopg a wrapper that runs json.dumps() each time the
+    driver writes it: for the attempt log of every row of a bulk enqueue.
+    Anything else (psycopg 2's adapter, a string) is returned as it is.
+    """
+    obj, dumps = getattr(value, "obj", None), getattr(value, "dumps", None)
+    if obj is None or dumps is None:
+        return value
+    text = dumps(obj)
+    return type(value)(obj, dumps=lambda _: text)
 
 
 _statements: dict[tuple[str, str], Statement] = {}
