@@ -1,4 +1,4 @@
-"""Bulk enqueue: many calls validated first, then stored in one go (COPY on PostgreSQL).
+"""Bulk enqueue: many calls validated and stored in one go (COPY on PostgreSQL).
 
 A call is written as Django-Q writes the links of a chain:
 
@@ -25,10 +25,12 @@ import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any
 
+from django.db import connections
 from django.utils import timezone
 
 from dbqueue import api, claiming, models, signals, task_logging
 from dbqueue.conf import settings
+from dbqueue.models.task import init_is_watched
 
 logger = logging.getLogger(__name__)
 
@@ -50,22 +52,30 @@ class ParsedCall:
 def enqueue_many(
     calls: Iterable[Call], *, sync: bool | None = None, **options: Any
 ) -> list[models.Task]:
-    """Validate every call, then store them all at once and return the tasks.
+    """Validate every call, store them all at once and return the tasks.
 
     `options` are async_task()'s options (and enqueue()'s `serializer`), applied
     to every call; see the module docstring for the format of `calls`. The rows
     are written on the queue database, all or none, inside the caller's
     transaction if there is one: streamed with COPY on PostgreSQL, elsewhere
     one multi-row INSERT per thousand calls (fewer where the vendor limits
-    the parameters of one statement, as SQLite does). task_enqueuing and
-    task_enqueued are sent for each task, and idle workers are woken once
-    per queue.
+    the parameters of one statement, as SQLite does). On PostgreSQL the
+    first rows are written while the later calls are checked, and a bad
+    call undoes them (see _stream()). task_enqueuing and task_enqueued are
+    sent for each task, and idle workers are woken once per queue.
 
     Raise ValueError for `unique_key` (use async_task() for unique tasks), and
     what async_task() raises for a bad call, with a note naming the call.
     Nothing is written when an error is raised.
     """
     refuse(options, "enqueue_many()")
+    # The project's own iterable runs its queries (a queryset's rows, say)
+    # now, before any row is written.
+    calls = list(calls)
+    if calls and _may_stream():
+        stored = _stream(calls, options)
+        if stored is not None:
+            return _stored(stored, sync)
     builder = Builder()
     tasks = []
     with collector_paused():
@@ -75,6 +85,87 @@ def enqueue_many(
             refuse(parsed.options, what)
             tasks.append(builder.build(parsed, {**options, **parsed.options}, what))
     return insert_many(tasks, sync=sync)
+
+
+def _may_stream() -> bool:
+    """Tell whether a batch can be built while its rows are written.
+
+    Only where the database takes rows as they come (COPY), and only when
+    building a task runs no code of the project's but the pickling of its
+    arguments: a task_enqueuing receiver is promised every call checked
+    before it hears of any, and a pre_init or post_init receiver of Task
+    could read the database in the middle of the COPY.
+    """
+    return (
+        claiming.streams(models.queue_db())
+        and not signals.task_enqueuing.has_listeners(models.Task)
+        and not init_is_watched()
+    )
+
+
+def _stream(calls: list[Any], options: dict[str, Any]) -> list[models.Task] | None:
+    """Build the tasks while COPY writes them; None if a call read the database meanwhile.
+
+    The database is busy with the COPY until its last row, so a query on
+    the same connection while a task is built (an argument that is a
+    queryset, pickled) cannot run. Such a query is refused, the rows
+    written so far are undone, and the caller builds the whole batch
+    before writing it, as on the other vendors.
+    """
+    builder = Builder()
+    guard = _QueryGuard()
+
+    def built() -> Iterator[models.Task]:
+        for number, call in enumerate(calls, start=1):
+            what = f"call {number} of enqueue_many()"
+            guard.building = True
+            try:
+                parsed = parse_call(call, what)
+                refuse(parsed.options, what)
+                task = builder.build(parsed, {**options, **parsed.options}, what)
+            finally:
+                guard.building = False
+            # A query refused and the error swallowed by the project's code
+            # still undoes the batch.
+            if guard.refused:
+                raise QueryWhileStreaming
+            yield task
+
+    db = models.queue_db()
+    try:
+        with connections[db].execute_wrapper(guard), collector_paused():
+            return claiming.insert_many(built(), using=db)
+    except Exception:
+        if guard.refused:
+            return None
+        raise
+
+
+class QueryWhileStreaming(Exception):
+    """A query on the queue's connection while its COPY was writing a batch."""
+
+
+class _QueryGuard:
+    """An execute_wrapper that refuses queries while a task of the batch is being built."""
+
+    def __init__(self) -> None:
+        self.building = False
+        self.refused = False
+
+    def __call__(
+        self,
+        execute: Callable[..., Any],
+        sql: str,
+        params: Any,
+        many: bool,
+        context: dict[str, Any],
+    ) -> Any:
+        if self.building:
+            self.refused = True
+            raise QueryWhileStreaming(
+                "enqueue_many() is writing its rows with COPY on this connection."
+            )
+        return execute(sql, params, many, context)
 
 
 def insert_many(
@@ -91,6 +182,11 @@ def insert_many(
     signals.send_each(signals.task_enqueuing, models.Task, tasks)
     with collector_paused():  # the rows it writes are as many objects again
         claiming.insert_many(tasks, using=models.queue_db())
+    return _stored(tasks, sync)
+
+
+def _stored(tasks: list[models.Task], sync: bool | None) -> list[models.Task]:
+    """What follows the INSERT of a batch: task_enqueued, the log, and a sync run."""
     signals.send_each(signals.task_enqueued, models.Task, tasks)
     if logger.isEnabledFor(logging.INFO):  # as task_logging.enqueued() logs
         for task in tasks:

@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from dbqueue import exceptions, models
 from dbqueue.claiming import listen, mysql, postgresql, sqlite
-from dbqueue.claiming.inserting import insert, insert_many
+from dbqueue.claiming.inserting import insert, insert_many, streams
 from dbqueue.claiming.storing import column_of, delete_by_pk, delete_held, write_held
 from dbqueue.conf import settings
 
@@ -51,6 +51,7 @@ __all__ = [
     "insert_many",
     "notify",
     "release",
+    "streams",
     "wait_for_schedules",
     "wait_for_work",
     "write_held",

@@ -30,7 +30,7 @@ import dataclasses
 import json
 import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from django.db import connections, transaction
@@ -162,29 +162,47 @@ def insert(task: models.Task, *, using: str) -> None:
     _mark_stored(task, using)
 
 
-def insert_many(tasks: Sequence[models.Task], *, using: str) -> None:
-    """INSERT new tasks in as few statements as the vendor allows, in one transaction.
+def insert_many(tasks: Iterable[models.Task], *, using: str) -> list[models.Task]:
+    """INSERT new tasks in as few statements as the vendor allows, in one transaction; return them.
 
     On PostgreSQL the rows are streamed with COPY, and idle workers hear of
-    each queue's earliest task.
+    each queue's earliest task. Where streams() says so, `tasks` may be an
+    iterator that builds each task as COPY asks for its row: the server
+    then stores the first rows while the rest are being built. An error
+    raised by the iterator undoes the rows written before it, in a
+    savepoint when the caller has a transaction open, and leaves that
+    transaction usable. Elsewhere an iterator is read to the end first.
     """
     connection = connections[using]
     statement = _statement(connection)
-    with transaction.atomic(using=using, savepoint=False):
-        if connection.vendor == "postgresql" and postgresql.can_copy(connection):
+    streamed = not isinstance(tasks, Sequence)
+    stored: list[models.Task] = []
+    with transaction.atomic(using=using, savepoint=streamed):
+        if streams(using):
+
+            def rows() -> Iterator[list[Any]]:
+                for task in tasks:
+                    stored.append(task)
+                    yield statement.values(task, connection)
+
             postgresql.copy_rows(
-                connection,
-                statement.copy,
-                [statement.values(task, connection) for task in tasks],
-                statement.copy_types,
+                connection, statement.copy, rows(), statement.copy_types
             )
         else:
-            _insert_rows(connection, statement, tasks)
+            stored = list(tasks)
+            _insert_rows(connection, statement, stored)
         if connection.vendor == "postgresql":
-            due = [(task.queue, task.run_after) for task in tasks]
+            due = [(task.queue, task.run_after) for task in stored]
             listen.notify(connection, listen.notices(due, timezone.now()))
-    for task in tasks:
+    for task in stored:
         _mark_stored(task, using)
+    return stored
+
+
+def streams(using: str) -> bool:
+    """Tell whether insert_many() on this database writes rows while its iterator builds them."""
+    connection = connections[using]
+    return connection.vendor == "postgresql" and postgresql.can_copy(connection)
 
 
 def _insert_rows(

@@ -7,7 +7,7 @@ import datetime
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -328,7 +328,7 @@ def can_copy(connection: BaseDatabaseWrapper) -> bool:
 def copy_rows(
     connection: BaseDatabaseWrapper,
     sql: str,
-    rows: Sequence[Sequence[Any]],
+    rows: Iterable[Sequence[Any]],
     types: Sequence[str] = (),
 ) -> None:
     """Stream `rows` into the table with COPY … FROM STDIN, in the current transaction.
@@ -352,12 +352,14 @@ def copy_rows(
     ):
         if types:
             copy.set_types(types)
+        count = 0
         for row in rows:
             copy.write_row(row)
+            count += 1
     if connection.queries_logged:
         connection.queries_log.append(
             {
-                "sql": f"{sql} -- {len(rows)} rows",
+                "sql": f"{sql} -- {count} rows",
                 "time": f"{time.monotonic() - started:.3f}",
             }
         )

@@ -325,7 +325,7 @@ class Task(models.Model):
     ) -> Task:
         for name, make in makers:
             row[name] = make()
-        if _init_is_watched():
+        if init_is_watched():
             positional: Any = row.values()
             return cls(*positional)
         task = cls.__new__(cls)
@@ -341,7 +341,7 @@ class Task(models.Model):
         update per row where Django's positional path sets each field in
         turn. A worker builds one per task it claims, on its busiest path.
         """
-        if _init_is_watched():
+        if init_is_watched():
             names = list(_FIXED_DEFAULTS)  # from_db() takes them in field order
             return [cls.from_db(using, names, [row[n] for n in names]) for row in rows]
         tasks = []
@@ -662,7 +662,7 @@ class Task(models.Model):
         return entry
 
 
-def _init_is_watched() -> bool:
+def init_is_watched() -> bool:
     """Tell whether a pre_init or post_init receiver listens for Task instances being made."""
     # Most projects connect none at all: looking at the receiver lists first
     # spares new() and from_rows() two signal lookups per task.

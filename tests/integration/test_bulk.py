@@ -315,3 +315,59 @@ def test_a_countdown_counts_from_the_start_of_the_batch():
     assert {task.run_after for task in tasks_} == {
         tasks_[0].enqueued_at + datetime.timedelta(seconds=60)
     }
+
+
+class CountsTasksWhenPickled:
+    """An argument that reads the queue's table while it is serialised."""
+
+    def __reduce__(self):
+        return (int, (Task.objects.count(),))
+
+
+class SwallowsARefusedQuery:
+    """The same, with the project's code hiding the error of its query."""
+
+    def __reduce__(self):
+        try:
+            count = Task.objects.count()
+        except Exception:
+            count = -1
+        return (int, (count,))
+
+
+@pytest.mark.parametrize("argument", [CountsTasksWhenPickled, SwallowsARefusedQuery])
+def test_an_argument_that_reads_the_database_is_serialised_before_the_rows_are_written(
+    argument,
+):
+    """On PostgreSQL the rows are written while the batch is built, and no query can
+    share the connection with that COPY: such a batch is built first, then written."""
+    stored = enqueue_many(
+        [(tasks.echo, (n,)) for n in range(3)] + [(tasks.echo, (argument(),))]
+    )
+    assert [Task.objects.get(pk=task.pk).args for task in stored] == [
+        (0,),
+        (1,),
+        (2,),
+        (0,),
+    ]
+
+
+def test_calls_from_a_lazy_queryset_are_read_before_any_row_is_written():
+    enqueue_many([(tasks.add, (1, 1))] * 3)
+    calls = ((tasks.add, (0, 1)) for _ in Task.objects.iterator(chunk_size=1))
+    assert len(enqueue_many(calls)) == 3
+    assert Task.objects.count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bad_call_leaves_the_callers_transaction_usable():
+    """The rows written before the bad call are undone, and only they."""
+    with transaction.atomic():
+        kept = async_task(tasks.add, 1, 2)
+        with pytest.raises(TaskNotFound):
+            enqueue_many([(tasks.add, (1, 2))] * 50 + ["tests.testapp.tasks.nope"])
+        other = async_task(tasks.add, 3, 4)
+    assert {str(pk) for pk in Task.objects.values_list("pk", flat=True)} == {
+        kept,
+        other,
+    }
