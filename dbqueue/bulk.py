@@ -35,6 +35,10 @@ from dbqueue.models.task import init_is_watched
 logger = logging.getLogger(__name__)
 
 Call = str | Callable[..., Any] | tuple[Any, ...]
+# Calls from which a batch is built while its first rows are written (see
+# _stream()): a smaller one gains nothing from it, and inside the caller's
+# transaction would pay for a savepoint.
+STREAMED_FROM = 100
 # Options that make no sense for one row of a multi-row INSERT.
 REFUSED_OPTIONS = ("unique_key", "unique_for", "on_conflict", "on_commit", "sync")
 
@@ -72,7 +76,7 @@ def enqueue_many(
     # The project's own iterable runs its queries (a queryset's rows, say)
     # now, before any row is written.
     calls = list(calls)
-    if calls and _may_stream():
+    if len(calls) >= STREAMED_FROM and _may_stream():
         stored = _stream(calls, options)
         if stored is not None:
             return _stored(stored, sync)

@@ -9,7 +9,7 @@ from django.db import connections, transaction
 from django.dispatch import receiver
 from django.test.utils import CaptureQueriesContext
 
-from dbqueue import async_task, enqueue_many, models, result, signals
+from dbqueue import async_task, bulk, enqueue_many, models, result, signals
 from dbqueue.claiming import inserting
 from dbqueue.cluster.worker import Worker
 from dbqueue.exceptions import SerializationError, TaskNotFound
@@ -270,9 +270,11 @@ def test_text_with_copy_escapes_is_stored_as_given():
     ],
     ids=["defaults", "queue-priority", "group-hook-int-timeout", "times"],
 )
-def test_each_row_is_stored_as_built(options):
-    """What the batch wrote (in COPY's binary format on PostgreSQL) reads back field for field."""
-    built = enqueue_many([(tasks.add, (n, 1)) for n in range(3)], **options)
+@pytest.mark.parametrize("count", [3, bulk.STREAMED_FROM], ids=["small", "streamed"])
+def test_each_row_is_stored_as_built(options, count):
+    """What the batch wrote (in COPY's binary format on PostgreSQL, and built while
+    COPY ran from STREAMED_FROM calls) reads back field for field."""
+    built = enqueue_many([(tasks.add, (n, 1)) for n in range(count)], **options)
     for task in built:
         stored = Task.objects.get(pk=task.pk)
         for field in Task._meta.concrete_fields:
@@ -341,22 +343,20 @@ def test_an_argument_that_reads_the_database_is_serialised_before_the_rows_are_w
 ):
     """On PostgreSQL the rows are written while the batch is built, and no query can
     share the connection with that COPY: such a batch is built first, then written."""
-    stored = enqueue_many(
-        [(tasks.echo, (n,)) for n in range(3)] + [(tasks.echo, (argument(),))]
-    )
+    calls = [(tasks.echo, (n,)) for n in range(bulk.STREAMED_FROM)]
+    stored = enqueue_many([*calls, (tasks.echo, (argument(),))])
     assert [Task.objects.get(pk=task.pk).args for task in stored] == [
-        (0,),
-        (1,),
-        (2,),
+        *((n,) for n in range(bulk.STREAMED_FROM)),
         (0,),
     ]
 
 
 def test_calls_from_a_lazy_queryset_are_read_before_any_row_is_written():
-    enqueue_many([(tasks.add, (1, 1))] * 3)
+    count = bulk.STREAMED_FROM
+    enqueue_many([(tasks.add, (1, 1))] * count)
     calls = ((tasks.add, (0, 1)) for _ in Task.objects.iterator(chunk_size=1))
-    assert len(enqueue_many(calls)) == 3
-    assert Task.objects.count() == 6
+    assert len(enqueue_many(calls)) == count
+    assert Task.objects.count() == 2 * count
 
 
 @pytest.mark.django_db(transaction=True)
@@ -365,7 +365,10 @@ def test_a_bad_call_leaves_the_callers_transaction_usable():
     with transaction.atomic():
         kept = async_task(tasks.add, 1, 2)
         with pytest.raises(TaskNotFound):
-            enqueue_many([(tasks.add, (1, 2))] * 50 + ["tests.testapp.tasks.nope"])
+            enqueue_many(
+                [(tasks.add, (1, 2))] * bulk.STREAMED_FROM
+                + ["tests.testapp.tasks.nope"]
+            )
         other = async_task(tasks.add, 3, 4)
     assert {str(pk) for pk in Task.objects.values_list("pk", flat=True)} == {
         kept,
