@@ -80,15 +80,34 @@ def enqueue_many(
         stored = _stream(calls, options)
         if stored is not None:
             return _stored(stored, sync)
-    builder = Builder()
-    tasks = []
     with collector_paused():
-        for number, call in enumerate(calls, start=1):
-            what = f"call {number} of enqueue_many()"
+        # A guard that is not on the connection: it never refuses a query.
+        tasks = list(_built(calls, options, _QueryGuard()))
+    return insert_many(tasks, sync=sync)
+
+
+def _built(
+    calls: list[Any], options: dict[str, Any], guard: _QueryGuard
+) -> Iterator[models.Task]:
+    """Validate the calls of enqueue_many() one by one, each as a task.
+
+    `guard` is told when a task is being built; a query it refused
+    meanwhile, even one whose error the project's code swallowed, ends the
+    iteration with an error (see _stream()).
+    """
+    builder = Builder()
+    for number, call in enumerate(calls, start=1):
+        what = f"call {number} of enqueue_many()"
+        guard.building = True
+        try:
             parsed = parse_call(call, what)
             refuse(parsed.options, what)
-            tasks.append(builder.build(parsed, {**options, **parsed.options}, what))
-    return insert_many(tasks, sync=sync)
+            task = builder.build(parsed, {**options, **parsed.options}, what)
+        finally:
+            guard.building = False
+        if guard.refused:
+            raise _QueryWhileStreaming
+        yield task
 
 
 def _may_stream() -> bool:
@@ -116,36 +135,18 @@ def _stream(calls: list[Any], options: dict[str, Any]) -> list[models.Task] | No
     written so far are undone, and the caller builds the whole batch
     before writing it, as on the other vendors.
     """
-    builder = Builder()
     guard = _QueryGuard()
-
-    def built() -> Iterator[models.Task]:
-        for number, call in enumerate(calls, start=1):
-            what = f"call {number} of enqueue_many()"
-            guard.building = True
-            try:
-                parsed = parse_call(call, what)
-                refuse(parsed.options, what)
-                task = builder.build(parsed, {**options, **parsed.options}, what)
-            finally:
-                guard.building = False
-            # A query refused and the error swallowed by the project's code
-            # still undoes the batch.
-            if guard.refused:
-                raise QueryWhileStreaming
-            yield task
-
     db = models.queue_db()
     try:
         with connections[db].execute_wrapper(guard), collector_paused():
-            return claiming.insert_many(built(), using=db)
+            return claiming.insert_many(_built(calls, options, guard), using=db)
     except Exception:
         if guard.refused:
             return None
         raise
 
 
-class QueryWhileStreaming(Exception):
+class _QueryWhileStreaming(Exception):
     """A query on the queue's connection while its COPY was writing a batch."""
 
 
@@ -166,7 +167,7 @@ class _QueryGuard:
     ) -> Any:
         if self.building:
             self.refused = True
-            raise QueryWhileStreaming(
+            raise _QueryWhileStreaming(
                 "enqueue_many() is writing its rows with COPY on this connection."
             )
         return execute(sql, params, many, context)
@@ -184,8 +185,7 @@ def insert_many(
     for task in tasks:
         task.enqueued_at = enqueued_at
     signals.send_each(signals.task_enqueuing, models.Task, tasks)
-    with collector_paused():  # the rows it writes are as many objects again
-        claiming.insert_many(tasks, using=models.queue_db())
+    claiming.insert_many(tasks, using=models.queue_db())
     return _stored(tasks, sync)
 
 
@@ -252,12 +252,8 @@ _WHY = {
 
 
 def build(parsed: ParsedCall, options: dict[str, Any], what: str) -> models.Task:
-    """Validate one call with api.build_task(); an error gets a note naming the call."""
-    try:
-        return api.build_task(parsed.func, parsed.args, parsed.kwargs, **options)
-    except Exception as exc:
-        exc.add_note(f"In {what}.")
-        raise
+    """Validate one call on its own (a chain's link); an error gets a note naming the call."""
+    return Builder().build(parsed, options, what)
 
 
 class Builder:
@@ -289,14 +285,13 @@ class Builder:
         # but priority=True is an error and priority=1 is not.
         key = (func, *[(name, type(v), v) for name, v in options.items()])
         try:
-            return self._templates[key]
-        except KeyError:
-            pass
+            template, kept = self._templates.get(key), True
         except TypeError:  # an option that cannot be a key: check it every time
-            return api.call_template(func, **options, now=self.now)
-        template = api.call_template(func, **options, now=self.now)
-        if len(self._templates) < TEMPLATES_KEPT:
-            self._templates[key] = template
+            template, kept = None, False
+        if template is None:
+            template = api.call_template(func, **options, now=self.now)
+            if kept and len(self._templates) < TEMPLATES_KEPT:
+                self._templates[key] = template
         return template
 
 

@@ -280,14 +280,7 @@ class Task(models.Model):
         one task per call, so the difference shows in bulk enqueue.
         Raise TypeError for a name that is not a field.
         """
-        unknown = values.keys() - _FIXED_DEFAULTS.keys()
-        if unknown:
-            raise TypeError(f"Task has no field(s) {', '.join(sorted(unknown))}.")
-        row = _FIXED_DEFAULTS.copy()  # in field order, as Task(*row.values()) takes it
-        row.update(values)
-        return cls._made(
-            row, [(n, make) for n, make in _MADE_DEFAULTS if n not in values]
-        )
+        return cls.from_template(cls.template(**values))
 
     @classmethod
     def template(cls, **values: Any) -> TaskTemplate:
@@ -302,7 +295,7 @@ class Task(models.Model):
         unknown = values.keys() - _FIXED_DEFAULTS.keys()
         if unknown:
             raise TypeError(f"Task has no field(s) {', '.join(sorted(unknown))}.")
-        row = _FIXED_DEFAULTS.copy()
+        row = _FIXED_DEFAULTS.copy()  # in field order, as Task(*row.values()) takes it
         row.update(values)
         makers = tuple((n, make) for n, make in _MADE_DEFAULTS if n not in values)
         return row, makers
@@ -317,12 +310,6 @@ class Task(models.Model):
         shared, makers = template
         row = shared.copy()
         row.update(values)
-        return cls._made(row, makers)
-
-    @classmethod
-    def _made(
-        cls, row: dict[str, Any], makers: Iterable[tuple[str, Callable[[], Any]]]
-    ) -> Task:
         for name, make in makers:
             row[name] = make()
         if init_is_watched():
