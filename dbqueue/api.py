@@ -96,7 +96,9 @@ def split_options(
     messages ("call 3 of enqueue_many()"). Raise TypeError for a
     ``q_options`` that is not a dict or has an unknown key.
     """
-    names = RESERVED_OPTIONS | set(extra_options)
+    if not kwargs:  # most calls: nothing to take out
+        return kwargs, {}
+    names = RESERVED_OPTIONS.union(extra_options) if extra_options else RESERVED_OPTIONS
     q_options = kwargs.pop("q_options", None)
     if q_options is None:
         return kwargs, {name: kwargs.pop(name) for name in names & set(kwargs)}
@@ -221,7 +223,12 @@ def call_template(
         validation.check_storable(key, "unique_key")
     return CallTemplate(
         registered=registered,
-        serializer=serializer if serializer is not None else registered.serializer,
+        writer=serialization.PayloadWriter.of(
+            registered.path,
+            func=registered.func,
+            hook=fields["hook"],
+            serializer=serializer if serializer is not None else registered.serializer,
+        ),
         passed_before=passed_before,
         fields=models.Task.template(
             **fields,
@@ -246,7 +253,7 @@ class CallTemplate:
     """
 
     registered: registry.TaskFunction
-    serializer: str | None
+    writer: serialization.PayloadWriter
     passed_before: int
     fields: models.TaskTemplate  # every Task field but the payload and the id
 
@@ -258,17 +265,11 @@ class CallTemplate:
         Raise SerializationError, PayloadTooLarge or TypeError as
         async_task() does for a bad argument.
         """
-        registered = self.registered
-        payload = serialization.dumps_payload(
-            registered.path,
-            args,
-            {} if kwargs is None else kwargs,
-            func=registered.func,
-            hook=self.fields[0]["hook"],
-            serializer=self.serializer,
-        )
+        payload = self.writer.write(args, {} if kwargs is None else kwargs)
         # After the payload, which checked the types of args and kwargs.
-        registered.check_call((None,) * self.passed_before + tuple(args), kwargs or {})
+        self.registered.check_call(
+            (None,) * self.passed_before + tuple(args), kwargs or {}
+        )
         return models.Task.from_template(self.fields, payload=payload)
 
 

@@ -43,7 +43,7 @@ STREAMED_FROM = 100
 REFUSED_OPTIONS = ("unique_key", "unique_for", "on_conflict", "on_commit", "sync")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class ParsedCall:
     """One call taken apart: what to run, its arguments and its own options."""
 
@@ -101,8 +101,11 @@ def _built(
         guard.building = True
         try:
             parsed = parse_call(call, what)
-            refuse(parsed.options, what)
-            task = builder.build(parsed, {**options, **parsed.options}, what)
+            if parsed.options:
+                refuse(parsed.options, what)
+                task = builder.build(parsed, {**options, **parsed.options}, what)
+            else:
+                task = builder.build(parsed, options, what)
         finally:
             guard.building = False
         if guard.refused:
@@ -210,8 +213,8 @@ def parse_call(call: Any, what: str, extra_options: Collection[str] = ()) -> Par
     `extra_options` are option names beyond async_task()'s that the caller
     takes out of the kwargs too (a chain's ``pass_result``).
     """
-    if not isinstance(call, tuple):
-        call = (call,)
+    if not isinstance(call, tuple):  # a function alone: no arguments, no options
+        return ParsedCall(call, (), {}, {})
     if not 1 <= len(call) <= 3:
         raise TypeError(
             f"{_cap(what)} has {len(call)} items; write it as func, (func, args) or "

@@ -16,18 +16,40 @@ import uuid
 _lock = threading.Lock()
 _last_ms = 0
 _counter = 0
+# Random bytes drawn from the OS in batches: one os.urandom() call per id
+# was a quarter of the cost of making one.
+RANDOM_BATCH = 4096  # bytes, 8 (or 10) per id
+_random = b""
+_used = 0
+
+
+def _forget_random() -> None:
+    """Make a forked child draw its own bytes: two processes must not share the next ids' bits."""
+    global _random, _used
+    _random, _used = b"", 0
+
+
+os.register_at_fork(after_in_child=_forget_random)
+
+VERSION_AND_VARIANT = 0x7 << 76 | 0b10 << 62
+RAND_B = (1 << 62) - 1
 
 
 def uuid7() -> uuid.UUID:
     """Return a new UUIDv7, monotonic within this process."""
-    global _last_ms, _counter
+    global _last_ms, _counter, _random, _used
     with _lock:
+        if _used + 10 > len(_random):
+            _random, _used = os.urandom(RANDOM_BATCH), 0
+        rand_b = int.from_bytes(_random[_used : _used + 8], "big") & RAND_B
+        _used += 8
         now_ms = time.time_ns() // 1_000_000
         if now_ms > _last_ms:
             _last_ms = now_ms
             # Start the 12-bit counter low, leaving room to count up within
             # one millisecond, and random so that processes interleave.
-            _counter = int.from_bytes(os.urandom(2), "big") & 0x3FF
+            _counter = int.from_bytes(_random[_used : _used + 2], "big") & 0x3FF
+            _used += 2
         else:
             _counter += 1
             if _counter > 0xFFF:
@@ -35,13 +57,12 @@ def uuid7() -> uuid.UUID:
                 _last_ms += 1
                 _counter = 0
         ms, counter = _last_ms, _counter
-    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
-    value = (ms & ((1 << 48) - 1)) << 80
-    value |= 0x7 << 76  # version
-    value |= counter << 64
-    value |= 0b10 << 62  # variant
-    value |= rand_b
+    value = (ms & ((1 << 48) - 1)) << 80 | counter << 64 | VERSION_AND_VARIANT | rand_b
     return _from_int(value)
+
+
+_set_int = uuid.UUID.__dict__["int"].__set__
+_set_is_safe = uuid.UUID.__dict__["is_safe"].__set__
 
 
 def _from_int(value: int) -> uuid.UUID:
@@ -49,6 +70,6 @@ def _from_int(value: int) -> uuid.UUID:
     # the value: the bits above are valid by construction. Python 3.14's own
     # uuid7() builds its UUIDs the same way.
     made = object.__new__(uuid.UUID)
-    object.__setattr__(made, "int", value)
-    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    _set_int(made, value)
+    _set_is_safe(made, uuid.SafeUUID.unknown)
     return made

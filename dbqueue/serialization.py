@@ -15,6 +15,7 @@ rows queued before the change.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -57,44 +58,85 @@ def dumps_payload(
     ValueError for an unknown serializer, and TypeError unless `args` is a
     tuple or a list and `kwargs` a dict with string keys.
     """
-    name = serializer if serializer is not None else settings.SERIALIZER
-    if not isinstance(name, str) or name not in SERIALIZERS:
-        source = "serializer" if serializer is not None else "DBQUEUE_SERIALIZER"
-        raise ValueError(
-            f"{source} must be 'pickle' or 'json', got {validation.shown(name)}."
-        )
-    # A string would be taken apart into characters, and a key that is not
-    # a string makes a call that no worker can make.
-    if isinstance(args, str | bytes) or not isinstance(args, tuple | list):
-        raise TypeError(
-            f"args of {_short(func_path)}() must be a tuple or a list, "
-            f"got {type(args).__name__}."
-        )
-    if not isinstance(kwargs, Mapping):
-        raise TypeError(
-            f"kwargs of {_short(func_path)}() must be a dict, got {type(kwargs).__name__}."
-        )
-    for key in kwargs:
-        if not isinstance(key, str):
-            raise TypeError(
-                f"kwargs of {_short(func_path)}() must have parameter names as keys, "
-                f"got a {type(key).__name__} key."
+    writer = PayloadWriter.of(func_path, func=func, hook=hook, serializer=serializer)
+    return writer.write(args, kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class PayloadWriter:
+    """dumps_payload() for one function, hook and serializer, with what they decide looked up once.
+
+    A bulk enqueue writes thousands of payloads for the same function:
+    the serializer, the signer and the size limit are the same for all of
+    them, and only the arguments are serialised and signed for each.
+    """
+
+    func_path: str
+    func: Callable[..., Any] | None
+    serializer: str
+    signer: _Signer
+    limit: int
+
+    @classmethod
+    def of(
+        cls,
+        func_path: str,
+        *,
+        func: Callable[..., Any] | None = None,
+        hook: str = "",
+        serializer: str | None = None,
+    ) -> PayloadWriter:
+        """Return the writer of this function's payloads; ValueError for an unknown serializer."""
+        name = serializer if serializer is not None else settings.SERIALIZER
+        if not isinstance(name, str) or name not in SERIALIZERS:
+            source = "serializer" if serializer is not None else "DBQUEUE_SERIALIZER"
+            raise ValueError(
+                f"{source} must be 'pickle' or 'json', got {validation.shown(name)}."
             )
-    try:
-        text = _encode(name, (tuple(args), dict(kwargs)))
-    except Exception as exc:
-        raise exceptions.SerializationError(
-            _argument_error(name, func_path, func, args, kwargs, exc)
-        ) from exc
-    signed = _signer(func_path, "payload", hook).sign(text)
-    limit = settings.MAX_PAYLOAD_SIZE
-    if len(signed) > limit:
-        raise exceptions.PayloadTooLarge(
-            f"The arguments of {_short(func_path)}() take {_size(len(signed))} once "
-            f"serialised, over the DBQUEUE_MAX_PAYLOAD_SIZE limit of {_size(limit)}. "
-            "Store the data in a file or a model and pass its path or id instead."
+        return cls(
+            func_path=func_path,
+            func=func,
+            serializer=name,
+            signer=_signer(func_path, "payload", hook),
+            limit=settings.MAX_PAYLOAD_SIZE,
         )
-    return signed
+
+    def write(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+        """Return the signed payload of these arguments; raise as dumps_payload() does."""
+        func_path = self.func_path
+        # A string would be taken apart into characters, and a key that is not
+        # a string makes a call that no worker can make.
+        if isinstance(args, str | bytes) or not isinstance(args, tuple | list):
+            raise TypeError(
+                f"args of {_short(func_path)}() must be a tuple or a list, "
+                f"got {type(args).__name__}."
+            )
+        if not isinstance(kwargs, Mapping):
+            raise TypeError(
+                f"kwargs of {_short(func_path)}() must be a dict, got {type(kwargs).__name__}."
+            )
+        for key in kwargs:
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"kwargs of {_short(func_path)}() must have parameter names as keys, "
+                    f"got a {type(key).__name__} key."
+                )
+        try:
+            text = _encode(self.serializer, (tuple(args), dict(kwargs)))
+        except Exception as exc:
+            raise exceptions.SerializationError(
+                _argument_error(
+                    self.serializer, func_path, self.func, args, kwargs, exc
+                )
+            ) from exc
+        signed = self.signer.sign(text)
+        if len(signed) > self.limit:
+            raise exceptions.PayloadTooLarge(
+                f"The arguments of {_short(func_path)}() take {_size(len(signed))} once "
+                f"serialised, over the DBQUEUE_MAX_PAYLOAD_SIZE limit of {_size(self.limit)}. "
+                "Store the data in a file or a model and pass its path or id instead."
+            )
+        return signed
 
 
 def loads_payload(

@@ -19,3 +19,22 @@ def test_uuid7_values_behave_as_uuids_made_the_usual_way():
     assert value.variant == uuid.RFC_4122
     assert pickle.loads(pickle.dumps(value)) == same
     assert {value: 1}[same] == 1
+
+
+def test_a_forked_child_does_not_reuse_the_parents_random_bits():
+    """Random bits are drawn in batches; a child must not take the parent's next ones."""
+    import os
+
+    ids.uuid7()  # the parent now holds a batch of drawn bytes
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        os.write(write_fd, ids.uuid7().int.to_bytes(16, "big"))
+        os._exit(0)
+    os.close(write_fd)
+    child = int.from_bytes(os.read(read_fd, 16), "big")
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    parent = ids.uuid7().int
+    assert child & ids.RAND_B != parent & ids.RAND_B
