@@ -270,6 +270,10 @@ class Builder:
     def __init__(self) -> None:
         self.now = timezone.now()
         self._templates: dict[tuple[Any, ...], api.CallTemplate] = {}
+        # The template used last, and the very objects it was asked for
+        # with: a batch calls one function with one dict of options, so
+        # most calls are answered by two identity checks.
+        self._last: tuple[Any, dict[str, Any], api.CallTemplate] | None = None
 
     def build(
         self, parsed: ParsedCall, options: dict[str, Any], what: str
@@ -284,6 +288,14 @@ class Builder:
             raise
 
     def _template(self, func: Any, options: dict[str, Any]) -> api.CallTemplate:
+        last = self._last
+        if last is not None and last[0] is func and last[1] is options:
+            return last[2]
+        template = self._lookup(func, options)
+        self._last = (func, options, template)
+        return template
+
+    def _lookup(self, func: Any, options: dict[str, Any]) -> api.CallTemplate:
         # The type is part of the key, as in api._checked_options: True == 1,
         # but priority=True is an error and priority=1 is not.
         key = (func, *[(name, type(v), v) for name, v in options.items()])

@@ -14,7 +14,7 @@ rows queued before the change.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import dataclasses
 import functools
 import hashlib
@@ -74,7 +74,7 @@ class PayloadWriter:
     func_path: str
     func: Callable[..., Any] | None
     serializer: str
-    signer: _Signer
+    key: _Key  # the signer's, keyed with SECRET_KEY
     limit: int
 
     @classmethod
@@ -97,7 +97,7 @@ class PayloadWriter:
             func_path=func_path,
             func=func,
             serializer=name,
-            signer=_signer(func_path, "payload", hook),
+            key=_signer(func_path, "payload", hook).key(django_settings.SECRET_KEY),
             limit=settings.MAX_PAYLOAD_SIZE,
         )
 
@@ -129,7 +129,7 @@ class PayloadWriter:
                     self.serializer, func_path, self.func, args, kwargs, exc
                 )
             ) from exc
-        signed = self.signer.sign(text)
+        signed = self.key.sign(text)
         if len(signed) > self.limit:
             raise exceptions.PayloadTooLarge(
                 f"The arguments of {_short(func_path)}() take {_size(len(signed))} once "
@@ -217,16 +217,15 @@ class _Signer:
     def __init__(self, salt: str) -> None:
         self.salt = salt
 
+    def key(self, secret: str | bytes) -> _Key:
+        """This salt's HMAC keyed with `secret`, ready to sign many values."""
+        return _keyed_hashes(self.salt, secret)
+
     def signature(self, value: str, secret: str | bytes) -> str:
-        inner, outer = _keyed_hashes(self.salt, secret)
-        inner = inner.copy()
-        inner.update(value.encode())
-        outer = outer.copy()
-        outer.update(inner.digest())
-        return base64.urlsafe_b64encode(outer.digest()).rstrip(b"=").decode()
+        return _keyed_hashes(self.salt, secret).signature(value)
 
     def sign(self, value: str) -> str:
-        return f"{value}:{self.signature(value, django_settings.SECRET_KEY)}"
+        return _keyed_hashes(self.salt, django_settings.SECRET_KEY).sign(value)
 
     def unsign(self, signed: str) -> str:
         value, separator, signature = signed.rpartition(":")
@@ -243,18 +242,42 @@ class _Signer:
         raise signing.BadSignature(f'Signature "{signature}" does not match')
 
 
-@functools.lru_cache(maxsize=1024)
-def _keyed_hashes(salt: str, secret: str | bytes) -> tuple[Any, Any]:
-    """HMAC-SHA256's inner and outer hashes with the key already fed in (RFC 2104).
+class _Key:
+    """HMAC-SHA256 for one salt and secret: the inner and outer hashes with the key fed in (RFC 2104).
 
     HMAC of a value is SHA-256 over key-xor-0x36 then the value, and again
     over key-xor-0x5c then that digest. Copying hashes that have taken the
     key halves the cost of hmac.digest(), which sets up both for every value.
     """
+
+    __slots__ = ("inner", "outer")
+
+    def __init__(self, inner: Any, outer: Any) -> None:
+        self.inner = inner
+        self.outer = outer
+
+    def signature(self, value: str) -> str:
+        inner = self.inner.copy()
+        inner.update(value.encode())
+        outer = self.outer.copy()
+        outer.update(inner.digest())
+        # base64.urlsafe_b64encode() without padding, as Django's b64_encode().
+        encoded = binascii.b2a_base64(outer.digest(), newline=False)
+        return encoded.translate(URLSAFE).rstrip(b"=").decode()
+
+    def sign(self, value: str) -> str:
+        return f"{value}:{self.signature(value)}"
+
+
+URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+@functools.lru_cache(maxsize=1024)
+def _keyed_hashes(salt: str, secret: str | bytes) -> _Key:
     # What django.utils.crypto.salted_hmac(salt + "signer", value, secret) keys its HMAC with.
     key = hashlib.sha256(force_bytes(salt + "signer") + force_bytes(secret)).digest()
     block = key.ljust(hashlib.sha256().block_size, b"\0")
-    return (
+    return _Key(
         hashlib.sha256(bytes(byte ^ 0x36 for byte in block)),
         hashlib.sha256(bytes(byte ^ 0x5C for byte in block)),
     )

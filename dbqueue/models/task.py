@@ -316,8 +316,8 @@ class Task(models.Model):
             positional: Any = row.values()
             return cls(*positional)
         task = cls.__new__(cls)
-        task._state = ModelState()
-        task.__dict__.update(row)
+        row["_state"] = ModelState()
+        task.__dict__ = row
         return task
 
     @classmethod
