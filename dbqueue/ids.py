@@ -63,6 +63,7 @@ def uuid7() -> uuid.UUID:
 
 _set_int = uuid.UUID.__dict__["int"].__set__
 _set_is_safe = uuid.UUID.__dict__["is_safe"].__set__
+_UNKNOWN = uuid.SafeUUID.unknown  # an enum member costs a descriptor call to look up
 
 
 def _from_int(value: int) -> uuid.UUID:
@@ -71,5 +72,5 @@ def _from_int(value: int) -> uuid.UUID:
     # uuid7() builds its UUIDs the same way.
     made = object.__new__(uuid.UUID)
     _set_int(made, value)
-    _set_is_safe(made, uuid.SafeUUID.unknown)
+    _set_is_safe(made, _UNKNOWN)
     return made

@@ -14,6 +14,7 @@ rows queued before the change.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import dataclasses
 import functools
@@ -22,6 +23,7 @@ import hmac
 import inspect
 import io
 import json
+import pickle
 import threading
 import types
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +33,7 @@ from django.conf import settings as django_settings
 from django.core import signing
 from django.db import models
 from django.utils.encoding import force_bytes
-from picklefield.fields import dbsafe_decode, dbsafe_encode
+from picklefield.fields import dbsafe_decode
 
 from dbqueue import exceptions, validation
 from dbqueue.conf import settings
@@ -106,7 +108,9 @@ class PayloadWriter:
         func_path = self.func_path
         # A string would be taken apart into characters, and a key that is not
         # a string makes a call that no worker can make.
-        if isinstance(args, str | bytes) or not isinstance(args, tuple | list):
+        if type(args) is tuple:
+            pass
+        elif isinstance(args, str | bytes) or not isinstance(args, tuple | list):
             raise TypeError(
                 f"args of {_short(func_path)}() must be a tuple or a list, "
                 f"got {type(args).__name__}."
@@ -122,7 +126,10 @@ class PayloadWriter:
                     f"got a {type(key).__name__} key."
                 )
         try:
-            text = _encode(self.serializer, (tuple(args), dict(kwargs)))
+            text = _encode(
+                self.serializer,
+                (tuple(args), kwargs if type(kwargs) is dict else dict(kwargs)),
+            )
         except Exception as exc:
             raise exceptions.SerializationError(
                 _argument_error(
@@ -293,7 +300,9 @@ def _signer(func_path: str, kind: str, hook: str = "") -> _Signer:
 def _encode(serializer: str, value: Any) -> str:
     tag = SERIALIZERS.get(serializer)
     if tag == PICKLE_TAG:
-        data: str = dbsafe_encode(value, pickle_protocol=PICKLE_PROTOCOL, copy=False)
+        # django-picklefield's dbsafe_encode(value, copy=False), which
+        # dbsafe_decode() reads, without its str subclass around the result.
+        data = base64.b64encode(pickle.dumps(value, PICKLE_PROTOCOL)).decode("ascii")
     elif tag == JSON_TAG:
         data = json.dumps(value, separators=(",", ":"), allow_nan=False)
     else:

@@ -155,3 +155,15 @@ def test_one_driver_cursor_serves_every_insert_of_a_connection():
     assert connection.connection._dbqueue_bound is cursor
     assert not cursor.closed
     assert Task.objects.count() == 2
+
+
+def test_a_task_with_a_deferred_field_gives_the_same_row_values():
+    """Values are read off the instance's __dict__; a deferred field is loaded instead."""
+    task = api.enqueue(tasks.add, (1, 2), queue="other")
+    connection = connections[models.queue_db()]
+    statement = inserting._statement(connection)
+    deferred = Task.objects.only("id").get(pk=task.pk)
+    assert "queue" not in deferred.__dict__
+    assert statement.values(deferred, connection) == statement.values(
+        Task.objects.get(pk=task.pk), connection
+    )

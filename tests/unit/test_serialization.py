@@ -101,7 +101,7 @@ def test_payload_over_the_limit_names_the_limit(settings):
 def test_altered_payload_is_refused_before_unpickling():
     stored = serialization.dumps_payload("m.f", (1,), {})
     tag, _data, signature = stored.split(":")
-    forged = serialization.dbsafe_encode(((2,), {}))
+    forged = serialization._encode("pickle", ((2,), {})).partition(":")[2]
     with pytest.raises(exceptions.PayloadSignatureError, match="does not verify"):
         serialization.loads_payload("m.f", f"{tag}:{forged}:{signature}")
 
@@ -191,3 +191,12 @@ def test_a_none_result_is_signed_with_the_key_and_serializer_of_the_moment(setti
     assert serialization.loads_result("m.f", as_json) is None
     with pytest.raises(exceptions.SerializationError, match="DBQUEUE_SERIALIZER"):
         serialization.dumps_result("m.f", None, serializer="yaml")
+
+
+def test_pickled_values_are_encoded_as_django_picklefield_encodes_them():
+    """dbqueue writes picklefield's encoding itself and reads it with picklefield."""
+    from picklefield.fields import dbsafe_encode
+
+    value = ((1, "é", [2.5, None]), {"k": {"nested": True}})
+    encoded = serialization._encode("pickle", value)
+    assert encoded == "p:" + dbsafe_encode(value, pickle_protocol=5, copy=False)
