@@ -268,7 +268,8 @@ class CallTemplate:
         payload = self.writer.write(args, {} if kwargs is None else kwargs)
         # After the payload, which checked the types of args and kwargs.
         self.registered.check_call(
-            (None,) * self.passed_before + tuple(args), kwargs or {}
+            (None,) * self.passed_before + tuple(args) if self.passed_before else args,
+            kwargs or {},
         )
         return models.Task.from_template(self.fields, payload=payload)
 

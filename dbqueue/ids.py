@@ -38,7 +38,8 @@ RAND_B = (1 << 62) - 1
 def uuid7() -> uuid.UUID:
     """Return a new UUIDv7, monotonic within this process."""
     global _last_ms, _counter, _random, _used
-    with _lock:
+    _lock.acquire()
+    try:
         if _used + 10 > len(_random):
             _random, _used = os.urandom(RANDOM_BATCH), 0
         rand_b = int.from_bytes(_random[_used : _used + 8], "big") & RAND_B
@@ -57,6 +58,8 @@ def uuid7() -> uuid.UUID:
                 _last_ms += 1
                 _counter = 0
         ms, counter = _last_ms, _counter
+    finally:
+        _lock.release()
     value = (ms & ((1 << 48) - 1)) << 80 | counter << 64 | VERSION_AND_VARIANT | rand_b
     return _from_int(value)
 

@@ -115,7 +115,7 @@ class PayloadWriter:
                 f"args of {_short(func_path)}() must be a tuple or a list, "
                 f"got {type(args).__name__}."
             )
-        if not isinstance(kwargs, Mapping):
+        if type(kwargs) is not dict and not isinstance(kwargs, Mapping):
             raise TypeError(
                 f"kwargs of {_short(func_path)}() must be a dict, got {type(kwargs).__name__}."
             )
