@@ -100,15 +100,11 @@ def _built(
         what = f"call {number} of enqueue_many()"
         guard.building = True
         try:
-            if not isinstance(call, tuple):  # a function alone
-                task = builder.build_call(call, (), {}, options, what)
-            else:
-                parsed = parse_call(call, what)
-                if parsed.options:
-                    refuse(parsed.options, what)
-                    task = builder.build(parsed, {**options, **parsed.options}, what)
-                else:
-                    task = builder.build(parsed, options, what)
+            parsed = parse_call(call, what)
+            if parsed.options:
+                refuse(parsed.options, what)
+            merged = {**options, **parsed.options} if parsed.options else options
+            task = builder.build(parsed, merged, what)
         finally:
             guard.building = False
         if guard.refused:
@@ -282,19 +278,10 @@ class Builder:
         self, parsed: ParsedCall, options: dict[str, Any], what: str
     ) -> models.Task:
         """Validate one call, as build() does; an error gets a note naming the call."""
-        return self.build_call(parsed.func, parsed.args, parsed.kwargs, options, what)
-
-    def build_call(
-        self,
-        func: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        options: dict[str, Any],
-        what: str,
-    ) -> models.Task:
-        """build() of a call already taken apart, without a ParsedCall made for it."""
         try:
-            return self._template(func, options).build(args, kwargs)
+            return self._template(parsed.func, options).build(
+                parsed.args, parsed.kwargs
+            )
         except Exception as exc:
             exc.add_note(f"In {what}.")
             raise
