@@ -15,7 +15,6 @@ rows queued before the change.
 from __future__ import annotations
 
 import base64
-import binascii
 import dataclasses
 import functools
 import hashlib
@@ -108,9 +107,9 @@ class PayloadWriter:
         func_path = self.func_path
         # A string would be taken apart into characters, and a key that is not
         # a string makes a call that no worker can make.
-        if type(args) is tuple:
-            pass
-        elif isinstance(args, str | bytes) or not isinstance(args, tuple | list):
+        if type(args) is not tuple and (
+            isinstance(args, str | bytes) or not isinstance(args, tuple | list)
+        ):
             raise TypeError(
                 f"args of {_short(func_path)}() must be a tuple or a list, "
                 f"got {type(args).__name__}."
@@ -229,10 +228,10 @@ class _Signer:
         return _keyed_hashes(self.salt, secret)
 
     def signature(self, value: str, secret: str | bytes) -> str:
-        return _keyed_hashes(self.salt, secret).signature(value)
+        return self.key(secret).signature(value)
 
     def sign(self, value: str) -> str:
-        return _keyed_hashes(self.salt, django_settings.SECRET_KEY).sign(value)
+        return self.key(django_settings.SECRET_KEY).sign(value)
 
     def unsign(self, signed: str) -> str:
         value, separator, signature = signed.rpartition(":")
@@ -268,15 +267,10 @@ class _Key:
         inner.update(value.encode())
         outer = self.outer.copy()
         outer.update(inner.digest())
-        # base64.urlsafe_b64encode() without padding, as Django's b64_encode().
-        encoded = binascii.b2a_base64(outer.digest(), newline=False)
-        return encoded.translate(URLSAFE).rstrip(b"=").decode()
+        return signing.b64_encode(outer.digest()).decode()
 
     def sign(self, value: str) -> str:
         return f"{value}:{self.signature(value)}"
-
-
-URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 @functools.lru_cache(maxsize=1024)
