@@ -23,13 +23,19 @@ _random = b""
 _used = 0
 
 
-def _forget_random() -> None:
-    """Make a forked child draw its own bytes: two processes must not share the next ids' bits."""
-    global _random, _used
+def _after_fork_in_child() -> None:
+    """Give a forked child its own random bytes and an unheld lock.
+
+    Two processes must not share the next ids' bits, and a lock that
+    another thread of the parent held at the fork would never be released
+    in the child, whose first id would wait for it forever.
+    """
+    global _lock, _random, _used
+    _lock = threading.Lock()
     _random, _used = b"", 0
 
 
-os.register_at_fork(after_in_child=_forget_random)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 VERSION_AND_VARIANT = 0x7 << 76 | 0b10 << 62
 RAND_B = (1 << 62) - 1

@@ -38,3 +38,18 @@ def test_a_forked_child_does_not_reuse_the_parents_random_bits():
     os.waitpid(pid, 0)
     parent = ids.uuid7().int
     assert child & ids.RAND_B != parent & ids.RAND_B
+
+
+def test_a_forked_child_makes_ids_though_the_parent_held_the_lock_at_the_fork():
+    """The lock another thread of the parent held at the fork is never released in the child."""
+    import os
+    import signal
+
+    with ids._lock:  # as a thread of the parent making an id at that moment
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(5)  # a child stuck on the lock is killed, not left hanging
+            ids.uuid7()
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
