@@ -10,6 +10,7 @@ import datetime
 
 import pytest
 from django.db import connection, transaction
+from django.test import override_settings
 from django.utils import timezone
 
 from dbqueue import async_task, claiming
@@ -225,6 +226,32 @@ def test_a_claimed_task_holds_what_the_orm_reads_back():
         assert (task._state.adding, task._state.db) == (False, "default")
         assert task.get_deferred_fields() == set()
         assert _fields(task) == _fields(Task.objects.get(pk=task.pk))
+
+
+@pytest.mark.django_db
+def test_a_claimed_tasks_times_are_the_datetimes_django_reads():
+    """To the microsecond, in UTC, and naive when USE_TZ is off.
+
+    On PostgreSQL in UTC the claim reads its timestamps as UTC wall-clock
+    times and marks them UTC itself, rather than through Django's loader;
+    with USE_TZ off it goes back to Django's loader, which makes them naive.
+    """
+    due = datetime.datetime(2026, 3, 29, 1, 30, 0, 123457, tzinfo=datetime.UTC)
+    async_task(tasks.add, 1, 2, eta=due)
+    (task,) = claiming.claim("w1", ["default"], 1, now=due)
+    stored = Task.objects.get(pk=task.pk)
+    assert task.run_after == stored.run_after == due
+    assert task.enqueued_at == stored.enqueued_at
+    for value in (task.run_after, task.enqueued_at):
+        assert value.tzinfo is stored.run_after.tzinfo is datetime.UTC
+
+    async_task(tasks.add, 3, 4, eta=due)
+    with override_settings(USE_TZ=False):
+        (naive,) = claiming.claim("w1", ["default"], 1, now=due.replace(tzinfo=None))
+        stored = Task.objects.get(pk=naive.pk)
+    assert naive.run_after == stored.run_after == due.replace(tzinfo=None)
+    assert naive.enqueued_at == stored.enqueued_at
+    assert naive.enqueued_at.tzinfo is None
 
 
 @pytest.mark.django_db
