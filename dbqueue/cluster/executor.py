@@ -93,14 +93,15 @@ def execute(task: models.Task, *, soft_timeout: float | None = None) -> Outcome:
         return Outcome(task, succeeded=False, exception=broken)
     signals.send(signals.task_started, sender=models.Task, task=task)
     policy = func.retry_policy
-    what, values = task_logging.describe(task)
-    logger.info(
-        "Task " + what + " state=RUNNING worker=%s%s",
-        *values,
-        task.locked_by,
-        task_logging.arguments(task, args, kwargs),
-        extra=task_logging.record_fields(task),
-    )
+    if logger.isEnabledFor(logging.INFO):  # off at -v 0: not even built then
+        what, values = task_logging.describe(task)
+        logger.info(
+            "Task " + what + " state=RUNNING worker=%s%s",
+            *values,
+            task.locked_by,
+            task_logging.arguments(task, args, kwargs),
+            extra=task_logging.record_fields(task),
+        )
     started = time.monotonic()
     try:
         with _alarm(soft_timeout), task_logging.running(task):
@@ -346,6 +347,13 @@ def _events(outcome: Outcome) -> list[str]:
 def _log(outcome: Outcome, stored: bool) -> None:
     """Log the task's new state once: INFO for success, WARNING for a retry, ERROR for a dead letter."""
     task = outcome.task
+    if (
+        stored
+        and outcome.succeeded
+        and not outcome.expired
+        and not logger.isEnabledFor(logging.INFO)
+    ):
+        return  # a success's INFO line, off at -v 0: not even built then
     what, values = task_logging.describe(task)
     extra = task_logging.record_fields(task)
     if not stored:

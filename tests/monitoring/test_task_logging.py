@@ -87,6 +87,19 @@ def test_a_retry_is_a_warning_and_the_dead_letter_an_error(caplog, worker):
     assert "dead-letter queue as id=" in messages[4]
 
 
+def test_at_warning_level_only_the_lines_at_or_above_it_are_logged(caplog, worker):
+    """The worker skips building the INFO lines it would drop (qcluster -v 0)."""
+    caplog.set_level(logging.WARNING)
+    succeeded = async_task(tasks.add, 1, 2)
+    failed = async_task(tasks.fail, "nope", max_attempts=2)
+    drain(worker)
+    assert about(caplog, succeeded) == []
+    assert about(caplog, failed) == [
+        ("dbqueue.cluster.executor", WARNING, "QUEUED"),
+        ("dbqueue.cluster.executor", ERROR, "FAILED"),
+    ]
+
+
 def test_a_discarded_failure_is_a_warning(caplog, worker):
     task_id = async_task(monitoring_tasks.lookup, "k")
     drain(worker)
