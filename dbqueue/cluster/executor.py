@@ -345,67 +345,57 @@ def _events(outcome: Outcome) -> list[str]:
 
 
 def _log(outcome: Outcome, stored: bool) -> None:
-    """Log the task's new state once: INFO for success, WARNING for a retry, ERROR for a dead letter."""
+    """Log the task's new state once: INFO for success, WARNING for a retry, ERROR for a dead letter.
+
+    The line is chosen first and described only if its level is on: at
+    qcluster -v 0 a success's INFO line costs a worker nothing.
+    """
     task = outcome.task
-    if (
-        stored
-        and outcome.succeeded
-        and not outcome.expired
-        and not logger.isEnabledFor(logging.INFO)
-    ):
-        return  # a success's INFO line, off at -v 0: not even built then
-    what, values = task_logging.describe(task)
-    extra = task_logging.record_fields(task)
+    ended = (task.status, outcome.duration, task.error)
+    more: tuple[Any, ...]
     if not stored:
-        logger.warning(
-            "Task " + what + " finished after its lease passed to another worker; "
-            "outcome not stored.",
-            *values,
-            extra=extra,
+        level, text, more = (
+            logging.WARNING,
+            " finished after its lease passed to another worker; outcome not stored.",
+            (),
         )
     elif outcome.expired:
-        logger.info(
-            "Task " + what + " state=%s not run: %s",
-            *values,
-            task.status,
-            task.error,
-            extra=extra,
+        level, text, more = (
+            logging.INFO,
+            " state=%s not run: %s",
+            (task.status, task.error),
         )
     elif outcome.succeeded:
-        logger.info(
-            "Task " + what + " state=%s duration=%.3fs",
-            *values,
-            task.status,
-            outcome.duration,
-            extra=extra,
+        level, text, more = (
+            logging.INFO,
+            " state=%s duration=%.3fs",
+            (task.status, outcome.duration),
         )
     elif task.status == models.Status.QUEUED:
-        logger.warning(
-            "Task " + what + " state=%s duration=%.3fs error=%s; retry at %s.",
-            *values,
-            task.status,
-            outcome.duration,
-            task.error,
-            task.run_after.isoformat(),
-            extra=extra,
+        level, text, more = (
+            logging.WARNING,
+            " state=%s duration=%.3fs error=%s; retry at %s.",
+            (*ended, task.run_after.isoformat()),
         )
     elif task.dead_letter is not None:
-        logger.error(
-            "Task " + what + " state=%s duration=%.3fs error=%s; moved to the "
-            "dead-letter queue as id=%s.",
-            *values,
-            task.status,
-            outcome.duration,
-            task.error,
-            task.dead_letter.id,
-            extra=extra,
+        level, text, more = (
+            logging.ERROR,
+            " state=%s duration=%.3fs error=%s; moved to the dead-letter queue as id=%s.",
+            (*ended, task.dead_letter.id),
         )
     else:
-        logger.warning(
-            "Task " + what + " state=%s duration=%.3fs error=%s; discarded, no retry.",
-            *values,
-            task.status,
-            outcome.duration,
-            task.error,
-            extra=extra,
+        level, text, more = (
+            logging.WARNING,
+            " state=%s duration=%.3fs error=%s; discarded, no retry.",
+            ended,
         )
+    if not logger.isEnabledFor(level):
+        return
+    what, values = task_logging.describe(task)
+    logger.log(
+        level,
+        "Task " + what + text,
+        *values,
+        *more,
+        extra=task_logging.record_fields(task),
+    )
