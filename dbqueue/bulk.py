@@ -101,10 +101,11 @@ def _built(
         guard.building = True
         try:
             parsed = parse_call(call, what)
+            call_options = options
             if parsed.options:
                 refuse(parsed.options, what)
-            merged = {**options, **parsed.options} if parsed.options else options
-            task = builder.build(parsed, merged, what)
+                call_options = {**options, **parsed.options}
+            task = builder.build(parsed, call_options, what)
         finally:
             guard.building = False
         if guard.refused:
