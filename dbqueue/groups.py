@@ -156,7 +156,7 @@ def _group(group_id: str) -> models.TaskQuerySet:
             f"group_id must be a non-empty string, got {group_id!r}; an empty one "
             "would name every task without a group."
         )
-    return models.Task.objects.using(models.queue_db()).filter(group=group_id)
+    return models.Task.objects.using(models.queue_db()).in_group(group_id)
 
 
 def _is_done(group_id: str, count: int | None) -> bool:

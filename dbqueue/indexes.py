@@ -65,3 +65,50 @@ class PartialIndex(models.Index):
         **kwargs: Any,
     ) -> str:
         return self._for(schema_editor).remove_sql(model, schema_editor, **kwargs)
+
+
+class PartialUniqueConstraint(models.UniqueConstraint):
+    """Unique among the rows where `where` holds, on the vendors with partial indexes.
+
+    ``Task.unique_hold`` is NULL for nearly every task, and NULLs never
+    collide, so an index of only the non-NULL values enforces the same rule
+    while enqueueing, claiming and finishing a task without a key write
+    nothing to it. Django would skip a conditional UniqueConstraint on MySQL
+    and MariaDB (warning models.W036) and lose the rule there; this class
+    keeps the condition out of UniqueConstraint.condition and builds a plain
+    unique constraint on those vendors instead.
+    """
+
+    def __init__(self, *, fields: list[str], name: str, where: Q) -> None:
+        self.where = where
+        super().__init__(fields=fields, name=name)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, PartialUniqueConstraint)
+            and self.where == other.where
+            and super().__eq__(other)
+        )
+
+    def deconstruct(self) -> Any:
+        path, args, kwargs = super().deconstruct()
+        kwargs["where"] = self.where
+        return path, args, kwargs
+
+    def _for(self, schema_editor: BaseDatabaseSchemaEditor) -> models.UniqueConstraint:
+        partial = schema_editor.connection.features.supports_partial_indexes
+        return models.UniqueConstraint(
+            fields=list(self.fields),
+            name=self.name,
+            condition=self.where if partial else None,
+        )
+
+    # Typed as django-stubs types them; Django always passes both.
+    def constraint_sql(self, model: Any, schema_editor: Any) -> str:
+        return self._for(schema_editor).constraint_sql(model, schema_editor)
+
+    def create_sql(self, model: Any, schema_editor: Any) -> str:
+        return self._for(schema_editor).create_sql(model, schema_editor)
+
+    def remove_sql(self, model: Any, schema_editor: Any) -> str:
+        return self._for(schema_editor).remove_sql(model, schema_editor)

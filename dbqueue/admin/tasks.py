@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE
@@ -145,7 +145,8 @@ class TaskAdmin(base.ConsoleAdmin):
             return queryset.filter(id=uuid.UUID(term)), False
         except ValueError:
             if "." not in term:
-                return queryset.filter(group=term), False
+                # Task's admin lists a TaskQuerySet (see get_queryset()).
+                return cast(models.TaskQuerySet, queryset).in_group(term), False
             return queryset.filter(Q(func=term) | Q(group=term)), False
 
     # List columns.

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from dbqueue import ids, retries, serialization
-from dbqueue.indexes import PartialIndex
+from dbqueue.indexes import PartialIndex, PartialUniqueConstraint
 from dbqueue.models.base import queue_db
 from dbqueue.models.failed_task import FailedTask, class_path
 
@@ -89,6 +89,14 @@ class TaskQuerySet(models.QuerySet["Task"]):
         if queues is not None:
             qs = qs.filter(queue__in=list(queues))
         return qs.order_by("-priority", "run_after", "id")
+
+    def in_group(self, group: str) -> TaskQuerySet:
+        """The tasks of a group, found through the index that holds only grouped tasks.
+
+        The repeated ``group <> ''`` is what lets SQLite use that partial
+        index; PostgreSQL would see it from ``group = 'x'`` alone.
+        """
+        return self.filter(group=group).exclude(group="")
 
     def held_by(self, worker_id: str) -> TaskQuerySet:
         return self.filter(status=Status.RUNNING, locked_by=worker_id)
@@ -248,7 +256,16 @@ class Task(models.Model):
                 fallback_prefix=("status",),
                 name="dbqueue_task_lease",
             ),
-            models.Index(fields=["group"], name="dbqueue_task_group"),
+            # A group's tasks (groups.py, the admin's search). Most tasks have
+            # no group, and leaving them out means enqueueing, claiming and
+            # finishing one write nothing here. Each reader asks for
+            # `group <> ''` itself (TaskQuerySet.in_group()): SQLite uses a
+            # partial index only for a query that repeats its condition.
+            PartialIndex(
+                fields=["group"],
+                where=~Q(group=""),
+                name="dbqueue_task_group",
+            ),
             # History by status and age: retention, the last hour's outcomes,
             # a finished status's admin list. Queued and running rows have no
             # finished_at and stay out of it, so enqueueing and claiming a
@@ -267,8 +284,11 @@ class Task(models.Model):
                 condition=Q(priority__gte=-100, priority__lte=100),
                 name="dbqueue_task_priority_range",
             ),
-            models.UniqueConstraint(
-                fields=["unique_hold"], name="dbqueue_task_unique_hold"
+            # Only tasks that hold a key have an entry (see PartialUniqueConstraint).
+            PartialUniqueConstraint(
+                fields=["unique_hold"],
+                where=Q(unique_hold__isnull=False),
+                name="dbqueue_task_unique_hold",
             ),
         ]
 
