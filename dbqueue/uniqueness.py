@@ -1,9 +1,11 @@
 """Unique tasks: at most one task per key is queued or running.
 
 The database enforces it, not a check-then-insert: a task that asks for a
-key stores it in ``Task.unique_hold``, a column with a plain unique
-constraint. Finished tasks set it back to NULL (NULLs never collide), except
-while their ``unique_for`` period runs. So two processes enqueueing the same
+key stores it in ``Task.unique_hold``, a column unique among its non-NULL
+values (a partial unique index where the vendor has them, a plain unique
+constraint on MySQL and MariaDB: the same rule, as NULLs never collide).
+Finished tasks set it back to NULL, except while their ``unique_for``
+period runs. So two processes enqueueing the same
 key at the same instant cannot both succeed; the loser's INSERT fails, and
 the policy below decides what the caller gets.
 

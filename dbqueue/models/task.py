@@ -197,9 +197,9 @@ class Task(models.Model):
         help_text=_("At most one task holding this key is queued or running."),
     )
     # unique_key while this task holds it: from enqueue until it finishes, or
-    # until unique_until if that is later. A plain unique constraint on it
-    # works on every vendor (MariaDB has no partial indexes), and NULLs never
-    # collide, so finished tasks release the key by setting it to NULL.
+    # until unique_until if that is later. Uniqueness of a column works on
+    # every vendor (MariaDB has no partial indexes), and NULLs never collide,
+    # so finished tasks release the key by setting it to NULL.
     unique_hold = models.CharField(  # noqa: DJ001 - NULL is "holds no key"
         max_length=255, null=True, blank=True, editable=False
     )
