@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from dbqueue import retention, stats
 from dbqueue.models import Status, Task
+from tests.integration.plans import explain, index_definition
 
 pytestmark = [pytest.mark.django_db, pytest.mark.vendor("postgresql", "sqlite")]
 
@@ -46,16 +47,6 @@ def history():
     Task.objects.bulk_create(rows)
 
 
-def plan(sql: str) -> str:
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET LOCAL enable_seqscan = off")
-            cursor.execute("EXPLAIN " + sql)
-        else:
-            cursor.execute("EXPLAIN QUERY PLAN " + sql)
-        return "\n".join(" ".join(map(str, row)) for row in cursor.fetchall())
-
-
 def reads_of_history(run) -> list[str]:
     """The SELECTs `run()` sends that filter or order on finished_at."""
     with CaptureQueriesContext(connection) as captured:
@@ -71,16 +62,11 @@ def test_the_finished_index_leaves_out_tasks_without_finished_at():
     with connection.cursor() as cursor:
         indexes = connection.introspection.get_constraints(cursor, Task._meta.db_table)
     assert indexes["dbqueue_task_finished"]["columns"] == ["status", "finished_at"]
+    definition = index_definition("dbqueue_task_finished")
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_get_indexdef('dbqueue_task_finished'::regclass)")
-            assert cursor.fetchone()[0].endswith("WHERE (finished_at IS NOT NULL)")
+        assert definition.endswith("WHERE (finished_at IS NOT NULL)")
     else:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT sql FROM sqlite_master WHERE name = 'dbqueue_task_finished'"
-            )
-            assert cursor.fetchone()[0].endswith('WHERE "finished_at" IS NOT NULL')
+        assert definition.endswith('WHERE "finished_at" IS NOT NULL')
 
 
 def test_retention_reads_the_oldest_finished_rows_from_the_index():
@@ -91,14 +77,14 @@ def test_retention_reads_the_oldest_finished_rows_from_the_index():
     )
     assert queries
     for sql in queries:
-        assert "dbqueue_task_finished" in plan(sql), sql
+        assert "dbqueue_task_finished" in explain(sql), sql
 
 
 def test_the_last_hours_outcomes_are_read_from_the_index():
     queries = reads_of_history(stats.snapshot)
     assert queries
     for sql in queries:
-        assert "dbqueue_task_finished" in plan(sql), sql
+        assert "dbqueue_task_finished" in explain(sql), sql
 
 
 @pytest.mark.parametrize("status", ["SUCCEEDED", "FAILED", "CANCELLED"])
@@ -110,7 +96,7 @@ def test_a_finished_status_list_in_the_admin_is_read_from_the_index(
     listed = [sql for sql in queries if "ORDER BY" in sql]
     assert listed
     for sql in listed:
-        assert "dbqueue_task_finished" in plan(sql), sql
+        assert "dbqueue_task_finished" in explain(sql), sql
     # Nothing is lost by the added finished_at condition: 75 rows, 50 a page.
     response = admin_client.get(url, {"status__exact": status, "p": "2"})
     rows = response.context["cl"].result_list

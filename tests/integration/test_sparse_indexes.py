@@ -4,10 +4,9 @@ On PostgreSQL and SQLite both are partial (migration 0007), so a task with
 no group and no unique key writes no entry to either when it is enqueued,
 claimed or finished. A partial index serves only a query whose WHERE
 implies the index's own, so each query that looks tasks up by group or by
-key is captured from the code that sends it and EXPLAINed (it must not read the whole table), with its
-parameters bound as the code binds them. On PostgreSQL sequential scans
-are turned off first, so the plan shows whether the index can serve the
-query at all. MySQL and MariaDB keep full ones, and the uniqueness tests
+key is captured from the code that sends it, with its parameters bound as
+the code binds them, and EXPLAINed (tests/integration/plans.py): it must
+not read the whole table. MySQL and MariaDB keep full ones, and the uniqueness tests
 (tests/integration/test_unique.py) hold on every vendor.
 """
 
@@ -20,6 +19,7 @@ from django.urls import reverse
 import dbqueue
 from dbqueue import groups
 from dbqueue.models import Task
+from tests.integration.plans import explain, index_definition
 
 pytestmark = pytest.mark.django_db
 
@@ -42,13 +42,7 @@ def scans_the_table(sql: str, params) -> bool:
     for (a group's running tasks, through the lease index); what each one
     here must not do is read every task.
     """
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET LOCAL enable_seqscan = off")
-            cursor.execute("EXPLAIN " + sql, params)
-        else:
-            cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
-        plan = "\n".join(" ".join(map(str, row)) for row in cursor.fetchall())
+    plan = explain(sql, params)
     if connection.vendor == "postgresql":
         return "Seq Scan" in plan
     return re.search(r"\bSCAN dbqueue_task\b", plan) is not None
@@ -72,21 +66,10 @@ def sent(run, column: str) -> list[tuple[str, tuple]]:
     return seen
 
 
-def index_sql(name: str) -> str:
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT pg_get_indexdef(%s::regclass)", [name])
-        else:
-            cursor.execute("SELECT sql FROM sqlite_master WHERE name = %s", [name])
-        return cursor.fetchone()[0]
-
-
 @PARTIAL
 def test_tasks_without_a_group_or_a_key_are_left_out_of_both_indexes():
-    group, unique_hold = (
-        index_sql("dbqueue_task_group"),
-        index_sql("dbqueue_task_unique_hold"),
-    )
+    group = index_definition("dbqueue_task_group")
+    unique_hold = index_definition("dbqueue_task_unique_hold")
     if connection.vendor == "postgresql":
         assert group.endswith("""WHERE (NOT (("group")::text = ''::text))""")
         assert unique_hold.startswith("CREATE UNIQUE INDEX")
