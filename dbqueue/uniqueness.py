@@ -110,6 +110,7 @@ def insert(task: models.Task, policy: str) -> models.Task:
         f"unique_key {key!r} kept changing hands"
     )
     for attempt in range(1, TRIES + 1):
+        _pause_before_retry(attempt)
         try:
             try:
                 with transaction.atomic(using=db):
@@ -119,16 +120,12 @@ def insert(task: models.Task, policy: str) -> models.Task:
                 last_error = exc
             holder = models.Task.objects.using(db).filter(unique_hold=key).first()
             if holder is None:
-                # Released between our INSERT and the read; try again.
-                _pause_before_retry(attempt)
-                continue
+                continue  # released between our INSERT and the read; try again
             if _release_if_lapsed(holder):
-                _pause_before_retry(attempt)
                 continue
             if policy == "raise":
                 raise exceptions.DuplicateTask(key, holder.id)
             if policy == "replace" and _withdraw(holder, task):
-                _pause_before_retry(attempt)
                 continue
         except DatabaseError as exc:
             # Racing writers of one key can deadlock on InnoDB: in the INSERT,
@@ -155,17 +152,18 @@ def insert(task: models.Task, policy: str) -> models.Task:
 
 
 def _pause_before_retry(attempt: int) -> None:
-    """Wait a random moment before inserting again, from the second retry on.
+    """Wait a random moment before the `attempt`th insert, from the third on (the second retry).
 
     Writers that replace one another's task on one key take turns: each
     withdraws the holder and inserts again, and the same ones kept colliding
     in step until one of them ran out of tries (about one run in fifty of
     eight threads replacing five times each). A random pause breaks the
     step. The first retry goes at once, so a key that changes hands once,
-    as when its holder finishes, costs nothing.
+    as when its holder finishes, costs nothing. A retry after a deadlock
+    has waited already and gets this pause on top: a millisecond or two.
     """
-    if attempt > 1:
-        time.sleep(random.uniform(0, 0.001 * attempt))  # noqa: S311 - jitter, not a secret
+    if attempt > 2:
+        time.sleep(random.uniform(0, 0.001 * (attempt - 1)))  # noqa: S311 - jitter, not a secret
 
 
 def _release_if_lapsed(holder: models.Task) -> bool:
