@@ -14,7 +14,7 @@ DJANGO ?= Django>=5.2,<6.2
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-long lint docs venv clean bench-wakeup bench-admin bench-metrics bench-cpu chaos longlife bench bench-short
+.PHONY: demo test test-long lint docs venv clean bench-wakeup bench-admin bench-metrics bench-cpu bench-enqueue chaos longlife bench bench-short
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m example_project.demo
@@ -75,6 +75,11 @@ BENCH_CPU_ARGS ?=
 bench-cpu: $(VENV)/.installed
 	$(BIN)/python -m bench.cpu_split $(BENCH_CPU_ARGS)
 	$(BIN)/python -m bench.hot_path
+
+# One enqueue's price step by step, from the benchmark's floor (a bare
+# psycopg INSERT) to async_task(), on the local PostgreSQL (bench/enqueue_cost.py).
+bench-enqueue: $(VENV)/.installed
+	$(BIN)/python -m bench.enqueue_cost $(BENCH_ENQUEUE_ARGS)
 
 # The admin console's list pages, filters and dashboard on a PostgreSQL table of
 # 1,000,000 tasks and 100,000 dead letters, in a throwaway database.
