@@ -14,7 +14,7 @@ DJANGO ?= Django>=5.2,<6.2
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-long lint docs venv clean bench-wakeup bench-admin bench-metrics bench-cpu bench-enqueue chaos longlife bench bench-short
+.PHONY: demo test test-long lint docs venv clean bench-wakeup bench-admin bench-metrics bench-cpu bench-enqueue bench-memory chaos longlife bench bench-short
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m example_project.demo
@@ -80,6 +80,11 @@ bench-cpu: $(VENV)/.installed
 # psycopg INSERT) to async_task(), on the local PostgreSQL (bench/enqueue_cost.py).
 bench-enqueue: $(VENV)/.installed
 	$(BIN)/python -m bench.enqueue_cost $(BENCH_ENQUEUE_ARGS)
+
+# The cluster's memory process by process after a drain, with and without the
+# scheduler, and what a forked child keeps (bench/memory_cost.py).
+bench-memory: $(VENV)/.installed
+	$(BIN)/python -m bench.memory_cost $(BENCH_MEMORY_ARGS)
 
 # The admin console's list pages, filters and dashboard on a PostgreSQL table of
 # 1,000,000 tasks and 100,000 dead letters, in a throwaway database.
