@@ -20,7 +20,6 @@ import argparse
 import os
 import signal
 import subprocess
-import sys
 import time
 
 from bench import servers, wakeup
@@ -64,14 +63,7 @@ def measure(workers: int, tasks: int) -> None:
     import dbqueue
 
     dbqueue.enqueue_many(["bench.tasks.noop"] * tasks)
-    cluster = subprocess.Popen(
-        [sys.executable, "-m", "django", "qcluster", "--workers", str(workers)],
-        cwd=wakeup.ROOT,
-        env=wakeup.child_env(url),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    cluster = wakeup.start_cluster(url, "--workers", str(workers), quiet=True)
     try:
         with connection.cursor() as cursor:
             deadline = time.monotonic() + 60

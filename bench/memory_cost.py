@@ -73,14 +73,7 @@ def cluster(url: str, tasks: int, *extra: str) -> None:
     import dbqueue
 
     dbqueue.enqueue_many(["bench.tasks.noop"] * tasks)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "django", "qcluster", "--workers", "2", *extra],
-        cwd=wakeup.ROOT,
-        env=wakeup.child_env(url),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    process = wakeup.start_cluster(url, "--workers", "2", *extra, quiet=True)
     try:
         with connection.cursor() as cursor:
             deadline = time.monotonic() + 300

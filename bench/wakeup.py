@@ -40,6 +40,19 @@ def child_env(url: str) -> dict[str, str]:
     }
 
 
+def start_cluster(url: str, *arguments: str, quiet: bool = False) -> subprocess.Popen:
+    """Start `qcluster` on this database in a session of its own, which os.killpg() stops whole."""
+    output = subprocess.DEVNULL if quiet else None
+    return subprocess.Popen(
+        [sys.executable, "-m", "django", "qcluster", *arguments],
+        cwd=ROOT,
+        env=child_env(url),
+        stdout=output,
+        stderr=output,
+        start_new_session=True,
+    )
+
+
 def recreate_database(vendor: str) -> str:
     """Create the benchmark's database afresh, set Django up on it, migrate; return its URL."""
     import django
@@ -71,12 +84,7 @@ def measure(vendor: str) -> dict[str, float]:
     url = recreate_database(vendor)
     from dbqueue import async_task, fetch
 
-    cluster = subprocess.Popen(
-        [sys.executable, "-m", "django", "qcluster", "--workers", "2", "-v", "0"],
-        cwd=ROOT,
-        env=child_env(url),
-        start_new_session=True,
-    )
+    cluster = start_cluster(url, "--workers", "2", "-v", "0")
     try:
         warm = async_task("bench.tasks.noop")
         if fetch(warm, wait=30_000) is None or not fetch(warm).is_finished:
