@@ -77,7 +77,8 @@ def steps(url: str) -> list[Step]:
 
     def dbqueue_row(cursor, sql: str, params: list) -> Callable[[], object]:
         def enqueue() -> object:
-            # A new id for each row, as async_task() makes; the rest as built.
+            # A new id for each row, as async_task() makes; the rest, its
+            # times included, stay those of the one task built above.
             return cursor.execute(sql, [ids.uuid7(), *params[1:]])
 
         return enqueue
