@@ -43,13 +43,6 @@ def machine_busy_ticks() -> int:
     return sum(ticks) - ticks[3] - ticks[4]
 
 
-def left(cursor) -> int:
-    cursor.execute(
-        "SELECT count(*) FROM dbqueue_task WHERE status IN ('QUEUED', 'RUNNING')"
-    )
-    return cursor.fetchone()[0]
-
-
 def measure(workers: int, tasks: int) -> None:
     url = servers.Postgres().create(BENCH_DB)
     os.environ.update(wakeup.child_env(url))
@@ -67,7 +60,7 @@ def measure(workers: int, tasks: int) -> None:
     try:
         with connection.cursor() as cursor:
             deadline = time.monotonic() + 60
-            while left(cursor) == tasks:
+            while wakeup.pending(cursor) == tasks:
                 if time.monotonic() > deadline:
                     raise SystemExit("The cluster did not start a task within 60 s.")
                 time.sleep(POLL)
@@ -79,9 +72,9 @@ def measure(workers: int, tasks: int) -> None:
             busy_before, started, first = (
                 machine_busy_ticks(),
                 time.monotonic(),
-                left(cursor),
+                wakeup.pending(cursor),
             )
-            while left(cursor):
+            while wakeup.pending(cursor):
                 time.sleep(POLL)
             after = {pid: process_ticks(pid) for pid in pids}
             busy, elapsed = (

@@ -49,9 +49,8 @@ class Step:
     queue_alias: str | None = None  # DBQUEUE_DATABASE during its rounds
 
 
-def steps(url: str) -> list[Step]:
-    """The ladder, from the floor up."""
-    import psycopg
+def steps(prepared, unprepared) -> list[Step]:
+    """The ladder, from the floor up; the floor's steps on these two psycopg connections."""
     from django.db import DEFAULT_DB_ALIAS, connection, connections
     from django.utils import timezone
 
@@ -59,8 +58,6 @@ def steps(url: str) -> list[Step]:
     from dbqueue import api, ids
     from dbqueue.claiming import inserting, listen
 
-    prepared = psycopg.connect(url, autocommit=True)
-    unprepared = psycopg.connect(url, autocommit=True, prepare_threshold=None)
     prepared.execute(floor.SCHEMA)
     prepared.execute(UUID_FLOOR_SCHEMA)
     row = (floor.FUNC, floor.PAYLOAD)
@@ -127,23 +124,32 @@ def measure(rounds: int, count: int) -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
-    try:
-        ladder = steps(url)
-        times: dict[str, list[float]] = {step.name: [] for step in ladder}
-        for round_ in range(rounds + 1):  # the first warms every connection up
-            for step in ladder:
-                with queue_database(step.queue_alias):
-                    started = time.perf_counter()
-                    for _ in range(count if round_ else WARMUP):
-                        step.enqueue()
-                    if round_:
-                        times[step.name].append((time.perf_counter() - started) / count)
-        report(times, rounds, count)
-    finally:
-        from django.db import connections
+    import psycopg
+    from django.db import connections
 
+    try:
+        with (
+            psycopg.connect(url, autocommit=True) as prepared,
+            psycopg.connect(url, autocommit=True, prepare_threshold=None) as unprepared,
+        ):
+            run(steps(prepared, unprepared), rounds, count)
+    finally:
         connections.close_all()
         servers.Postgres().drop(BENCH_DB)
+
+
+def run(ladder: list[Step], rounds: int, count: int) -> None:
+    """Time the ladder's steps in turn, round after round, and print the table."""
+    times: dict[str, list[float]] = {step.name: [] for step in ladder}
+    for round_ in range(rounds + 1):  # the first warms every connection up
+        for step in ladder:
+            with queue_database(step.queue_alias):
+                started = time.perf_counter()
+                for _ in range(count if round_ else WARMUP):
+                    step.enqueue()
+                if round_:
+                    times[step.name].append((time.perf_counter() - started) / count)
+    report(times, rounds, count)
 
 
 def queue_database(alias: str | None) -> contextlib.AbstractContextManager:

@@ -29,12 +29,11 @@ import argparse
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench import servers, wakeup
+from bench import processes, servers, wakeup
 
 BENCH_DB = f"{servers.PREFIX}memory"
 FIELDS = ("Pss", "Private_Dirty", "Private_Clean", "Shared_Dirty", "Shared_Clean")
@@ -52,20 +51,6 @@ def rollup(pid: int) -> dict[str, float]:
     return found
 
 
-def session_pids(leader: int) -> list[int]:
-    found = subprocess.run(
-        ["pgrep", "-s", str(leader)], capture_output=True, text=True
-    ).stdout.split()
-    return sorted(map(int, found))
-
-
-def pending(cursor) -> int:
-    cursor.execute(
-        "SELECT count(*) FROM dbqueue_task WHERE status IN ('QUEUED', 'RUNNING')"
-    )
-    return cursor.fetchone()[0]
-
-
 def cluster(url: str, tasks: int, *extra: str) -> None:
     """Drain `tasks` with a two-worker qcluster and print each process's memory."""
     from django.db import connection
@@ -73,27 +58,28 @@ def cluster(url: str, tasks: int, *extra: str) -> None:
     import dbqueue
 
     dbqueue.enqueue_many(["bench.tasks.noop"] * tasks)
-    process = wakeup.start_cluster(url, "--workers", "2", *extra, quiet=True)
+    command = [sys.executable, "-m", "django", "qcluster", "--workers", "2", *extra]
+    running = processes.Cluster(
+        [command], wakeup.child_env(url), wakeup.ROOT, Path(os.devnull)
+    )
     try:
         with connection.cursor() as cursor:
             deadline = time.monotonic() + 300
-            while pending(cursor):
-                if time.monotonic() > deadline or process.poll() is not None:
+            while wakeup.pending(cursor):
+                if time.monotonic() > deadline or not running.alive():
                     raise SystemExit("The cluster did not drain its queue.")
                 time.sleep(0.1)
             time.sleep(1.0)  # as the benchmark reads it: after the drain, at rest
             cursor.execute("SELECT pid, role FROM dbqueue_worker")
             roles = {pid: role.lower() for pid, role in cursor.fetchall()}
-        rows = [(roles.get(pid, "?"), rollup(pid)) for pid in session_pids(process.pid)]
+        rows = [(roles.get(pid, "?"), rollup(pid)) for pid in running.pids()]
+        total = running.pss_mib()  # the benchmark's own figure
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(60)
-    label = " ".join(["qcluster --workers 2", *extra])
-    print(f"\n{label}, after draining {tasks:,} tasks (MiB)")
+        running.stop()
+    print(f"\n{' '.join(command[3:])}, after draining {tasks:,} tasks (MiB)")
     print(f"  {'process':<12}" + "".join(f"{name:>15}" for name in FIELDS))
     for role, values in sorted(rows, key=lambda row: row[0]):
         print(f"  {role:<12}" + "".join(f"{values[name]:15.1f}" for name in FIELDS))
-    total = sum(values["Pss"] for _, values in rows)
     print(f"  {'cluster':<12}{total:15.1f}")
 
 
@@ -139,6 +125,7 @@ def forked_children() -> None:
     try:
         for name, (pid, read_fd) in children.items():
             os.read(read_fd, 1)  # it has done its work
+            os.close(read_fd)
             print(f"  {name:<12}{rollup(pid)['Private_Dirty']:15.1f}")
     finally:
         for pid, _ in children.values():

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import servers
+from bench import servers, systems
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = f"{servers.PREFIX}wakeup"
@@ -51,6 +51,12 @@ def start_cluster(url: str, *arguments: str, quiet: bool = False) -> subprocess.
         stderr=output,
         start_new_session=True,
     )
+
+
+def pending(cursor) -> int:
+    """The tasks still queued or running, counted on a cursor of the benchmark's database."""
+    cursor.execute(systems.DBQUEUE_PENDING)
+    return cursor.fetchone()[0]
 
 
 def recreate_database(vendor: str) -> str:
